@@ -1,0 +1,1 @@
+"""MTCNN face detection (detect_face) and the dataset alignment script."""
