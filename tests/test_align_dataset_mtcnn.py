@@ -182,6 +182,20 @@ def test_a_killed_run_resumes_without_redoing_finished_images(lfw_dir, tmp_path)
         Image.open(png).load()
 
 
+def test_resume_trusts_pngs_and_no_face_lines_only(tmp_path):
+    # A kill between an image's flushed line and its PNG's rename leaves a line without a PNG: redo it.
+    for name in ('a.jpg', 'b.jpg', 'c.jpg', 'd e.jpg'):
+        (tmp_path / 'in' / 'Person').mkdir(parents=True, exist_ok=True)
+        (tmp_path / 'in' / 'Person' / name).write_bytes(b'')
+    out = tmp_path / 'out' / 'Person'
+    out.mkdir(parents=True)
+    (out / 'a.png').write_bytes(b'done')
+    (tmp_path / 'out' / 'bounding_boxes_00001.txt').write_text(
+        f'{out / "b.png"} 1 2 30 40\n{out / "c.png"}\n{out / "d e.png"}\n')
+    tasks, total = aligner.plan_tasks(str(tmp_path / 'in'), str(tmp_path / 'out'), False, False)
+    assert total == 4 and [Path(t.image_path).name for t in tasks] == ['b.jpg']
+
+
 def test_multiple_faces(lfw_dir, tmp_path):
     two = np.hstack([np.asarray(Image.open(lfw_dir / name / files[0])) for name, files in GOOD.items()])
     (tmp_path / 'in' / 'Pair').mkdir(parents=True)
