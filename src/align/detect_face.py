@@ -81,12 +81,23 @@ class _Softmax(tf.keras.layers.Layer):
         return shifted / tf.reduce_sum(shifted, self.axis, keepdims=True)
 
 
-def _conv(filters, size, name):
-    return tf.keras.layers.Conv2D(filters, size, padding='valid', name=name)
+def _conv_stack(x, layers, prelu_prefix):
+    """conv{k} -> {prelu_prefix}{k} [-> pool{k}] for each (filters, kernel size, pool) in `layers`, k from 1;
+    pool is (size, strides, padding) or None."""
+    for k, (filters, size, pool) in enumerate(layers, 1):
+        x = tf.keras.layers.Conv2D(filters, size, padding='valid', name=f'conv{k}')(x)
+        x = _PReLU(name=f'{prelu_prefix}{k}')(x)
+        if pool:
+            x = tf.keras.layers.MaxPooling2D(pool[0], pool[1], padding=pool[2], name=f'pool{k}')(x)
+    return x
 
 
-def _pool(size, strides, padding, name):
-    return tf.keras.layers.MaxPooling2D(size, strides, padding=padding, name=name)
+def _dense_prelu(x, units, k):
+    """Flatten, then the dense layer conv{k} and prelu{k}. Flattening the transposed feature map in C
+    order is the layout the original dense weights expect."""
+    x = tf.keras.layers.Flatten()(x)
+    x = tf.keras.layers.Dense(units, name=f'conv{k}')(x)
+    return _PReLU(name=f'prelu{k}')(x)
 
 
 def create_pnet():
@@ -96,33 +107,17 @@ def create_pnet():
     probability `prob1` [N, W', H', 2], one cell per 12x12 window at stride 2.
     """
     data = tf.keras.Input((None, None, 3), name='data')
-    x = _conv(10, 3, 'conv1')(data)
-    x = _PReLU(name='PReLU1')(x)
-    x = _pool(2, 2, 'same', 'pool1')(x)
-    x = _conv(16, 3, 'conv2')(x)
-    x = _PReLU(name='PReLU2')(x)
-    x = _conv(32, 3, 'conv3')(x)
-    x = _PReLU(name='PReLU3')(x)
-    prob = _Softmax(3, name='prob1')(_conv(2, 1, 'conv4-1')(x))
-    reg = _conv(4, 1, 'conv4-2')(x)
+    x = _conv_stack(data, [(10, 3, (2, 2, 'same')), (16, 3, None), (32, 3, None)], 'PReLU')
+    prob = _Softmax(3, name='prob1')(tf.keras.layers.Conv2D(2, 1, name='conv4-1')(x))
+    reg = tf.keras.layers.Conv2D(4, 1, name='conv4-2')(x)
     return tf.keras.Model(data, [reg, prob], name='pnet')
 
 
 def create_rnet():
     """R-Net (refinement network) on transposed 24x24 crops: outputs `conv5-2` [N, 4], `prob1` [N, 2]."""
     data = tf.keras.Input((24, 24, 3), name='data')
-    x = _conv(28, 3, 'conv1')(data)
-    x = _PReLU(name='prelu1')(x)
-    x = _pool(3, 2, 'same', 'pool1')(x)
-    x = _conv(48, 3, 'conv2')(x)
-    x = _PReLU(name='prelu2')(x)
-    x = _pool(3, 2, 'valid', 'pool2')(x)
-    x = _conv(64, 2, 'conv3')(x)
-    x = _PReLU(name='prelu3')(x)
-    # Flattening the transposed feature map in C order is the layout the original dense weights expect.
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(128, name='conv4')(x)
-    x = _PReLU(name='prelu4')(x)
+    x = _conv_stack(data, [(28, 3, (3, 2, 'same')), (48, 3, (3, 2, 'valid')), (64, 2, None)], 'prelu')
+    x = _dense_prelu(x, 128, 4)
     prob = _Softmax(1, name='prob1')(tf.keras.layers.Dense(2, name='conv5-1')(x))
     reg = tf.keras.layers.Dense(4, name='conv5-2')(x)
     return tf.keras.Model(data, [reg, prob], name='rnet')
@@ -132,20 +127,9 @@ def create_onet():
     """O-Net (output network) on transposed 48x48 crops: outputs `conv6-2` [N, 4] box regression,
     `conv6-3` [N, 10] landmarks, `prob1` [N, 2]."""
     data = tf.keras.Input((48, 48, 3), name='data')
-    x = _conv(32, 3, 'conv1')(data)
-    x = _PReLU(name='prelu1')(x)
-    x = _pool(3, 2, 'same', 'pool1')(x)
-    x = _conv(64, 3, 'conv2')(x)
-    x = _PReLU(name='prelu2')(x)
-    x = _pool(3, 2, 'valid', 'pool2')(x)
-    x = _conv(64, 3, 'conv3')(x)
-    x = _PReLU(name='prelu3')(x)
-    x = _pool(2, 2, 'same', 'pool3')(x)
-    x = _conv(128, 2, 'conv4')(x)
-    x = _PReLU(name='prelu4')(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(256, name='conv5')(x)
-    x = _PReLU(name='prelu5')(x)
+    x = _conv_stack(data, [(32, 3, (3, 2, 'same')), (64, 3, (3, 2, 'valid')), (64, 3, (2, 2, 'same')),
+                           (128, 2, None)], 'prelu')
+    x = _dense_prelu(x, 256, 5)
     prob = _Softmax(1, name='prob1')(tf.keras.layers.Dense(2, name='conv6-1')(x))
     reg = tf.keras.layers.Dense(4, name='conv6-2')(x)
     landmarks = tf.keras.layers.Dense(10, name='conv6-3')(x)
