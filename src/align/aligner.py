@@ -263,7 +263,10 @@ def configure_tensorflow(threads=None, gpu_memory_fraction=1.0):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     if gpu_memory_fraction < 1.0:
         for gpu in tf.config.list_physical_devices('GPU'):
-            tf.config.experimental.set_memory_growth(gpu, True)
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # this process's GPUs are already initialised: too late to change
+                pass
 
 
 class AlignmentPool:
