@@ -18,7 +18,7 @@ import glob
 import multiprocessing
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,7 +133,11 @@ class FaceAligner:
                 except Exception as e:  # pylint: disable=broad-except
                     results[i].error = f'face detection failed ({type(e).__name__}: {e})'
         for i, (bounding_boxes, _) in detections.items():
-            self._save(results[i], images[i], bounding_boxes)
+            try:
+                self._save(results[i], images[i], bounding_boxes)
+            except (OSError, ValueError) as e:
+                results[i].faces = []
+                results[i].error = f'aligning failed ({type(e).__name__}: {e})'
         return results
 
     def _detect(self, images):
@@ -274,33 +278,29 @@ class AlignmentPool:
     with its share of the CPU threads. A context manager; `map` yields each batch's TaskResults in order.
 
     In this process two batches run at a time on two threads: TensorFlow, OpenCV, zlib and the JPEG
-    decoder release the GIL, so one batch's Python work overlaps the other's network work.
+    decoder release the GIL, so one batch's Python work overlaps the other's network work. A worker
+    process that dies (e.g. killed for memory) stops the run with BrokenProcessPool instead of hanging;
+    a re-run resumes.
     """
 
     def __init__(self, workers, aligner_args, gpu_memory_fraction=1.0):
         self.workers = workers
-        self.pool = self.threads = None
         if workers == 1:
             configure_tensorflow(None, gpu_memory_fraction)
-            self.aligner = FaceAligner(*aligner_args)
-            self.threads = ThreadPoolExecutor(2)
+            self.align = FaceAligner(*aligner_args).align
+            self.executor = ThreadPoolExecutor(2)
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
+            self.align = _worker_align
             # spawn: TensorFlow's threads do not survive fork.
-            self.pool = multiprocessing.get_context('spawn').Pool(
-                workers, _init_worker, (threads, gpu_memory_fraction, aligner_args))
+            self.executor = ProcessPoolExecutor(workers, multiprocessing.get_context('spawn'), _init_worker,
+                                                (threads, gpu_memory_fraction, aligner_args))
 
     def map(self, batches):
-        if self.pool is None:
-            return self.threads.map(self.aligner.align, batches)
-        return self.pool.imap(_worker_align, batches)
+        return self.executor.map(self.align, batches)
 
     def close(self):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-        if self.threads is not None:
-            self.threads.shutdown(cancel_futures=True)
+        self.executor.shutdown(cancel_futures=True)
 
     def __enter__(self):
         return self
