@@ -3,8 +3,9 @@
 Contenders, run in interleaved rounds on the same images (A B C A B C ...), steady state (each warmed up
 first): this port's align_dataset_mtcnn work per image (read, detect, crop, resize, write PNG, write the
 bounding-box line) in one process and in --workers processes; and `mtcnn.MTCNN().detect_faces(image)`
-(read and detect only) in a loop. Prints each contender's median images/s and the ratios of medians,
-and checks that every round of this port wrote the same boxes and crops.
+(read and detect only) in a loop. Prints each contender's median images/s, the ratios of medians, the
+CPU time per image of the contenders that run in this process (less sensitive to other load on the
+machine), and checks that every round of this port wrote the same boxes and crops.
 
     python benchmarks/bench_align.py                       # 300 shared LFW images, 5 rounds
     python benchmarks/bench_align.py --input_dir DIR --nrof_images 500 --rounds 5 --workers 2
@@ -40,6 +41,7 @@ class PortContender:
         self.name = f'facenet-tf2 align, workers={workers}'
         self.image_paths = image_paths
         self.pool = aligner.AlignmentPool(workers, (image_size, margin, False, None))
+        self.in_process = workers == 1
         self.outputs = []  # per round: {output path relative to the round's folder: (box line, crop md5)}
 
     def run(self, image_paths):
@@ -94,24 +96,29 @@ def main(args):
     contenders += [PortContender(image_paths, w, args.image_size, args.margin) for w in args.workers if w > 1]
     contenders.append(MtcnnPackageContender())
     rates = {c.name: [] for c in contenders}
+    cpu_ms = {c.name: [] for c in contenders}  # CPU time of this process per image: steadier than wall time
     try:
         for contender in contenders:
             contender.run(warmup_paths)
         for _ in range(args.rounds):
             for contender in contenders:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 contender.run(image_paths)
                 rates[contender.name].append(len(image_paths) / (time.perf_counter() - start))
+                cpu_ms[contender.name].append(1000 * (time.process_time() - cpu_start) / len(image_paths))
     finally:
         for contender in contenders:
             contender.close()
 
     medians = {name: statistics.median(values) for name, values in rates.items()}
     mtcnn_name = contenders[-1].name
-    print(f'{"contender":48s} {"median img/s":>12s} {"x mtcnn":>8s}   rounds')
-    for name, values in rates.items():
-        print(f'{name:48s} {medians[name]:12.1f} {medians[name] / medians[mtcnn_name]:8.2f}   '
-              + ' '.join(f'{v:.1f}' for v in values))
+    print(f'{"contender":48s} {"median img/s":>12s} {"x mtcnn":>8s} {"CPU ms/img":>10s}   img/s per round')
+    for contender in contenders:
+        name = contender.name
+        # Worker processes' CPU time is not this process's: shown only for contenders running here.
+        cpu = f'{statistics.median(cpu_ms[name]):10.1f}' if getattr(contender, 'in_process', True) else f'{"-":>10s}'
+        print(f'{name:48s} {medians[name]:12.1f} {medians[name] / medians[mtcnn_name]:8.2f} {cpu}   '
+              + ' '.join(f'{v:.1f}' for v in rates[name]))
     print(f'goal: >= {2 * ORIGINAL_VS_MTCNN:.1f}x the mtcnn package (2x the original facenet script, '
           f'which ran {ORIGINAL_VS_MTCNN:.1f}x it on this machine kind)')
     port_outputs = [output for contender in contenders[:-1] for output in contender.outputs]
