@@ -17,6 +17,7 @@ from PIL import Image
 
 from align import aligner
 from align.align_dataset_mtcnn import main, parse_arguments
+from images_fixtures import write_bad_and_odd_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / 'src' / 'align' / 'align_dataset_mtcnn.py'
@@ -66,14 +67,9 @@ def dataset(lfw_dir, tmp_path_factory):
     face = Image.open(lfw_dir / 'Serena_Williams' / 'Serena_Williams_0003.jpg')
     face.convert('L').save(root / 'Serena_Williams' / 'Serena_Williams_gray.png')
     face.convert('RGBA').save(root / 'Serena_Williams' / 'Serena_Williams_rgba.png')
-    bad = root / 'Bad_Files'
-    bad.mkdir()
-    (bad / 'empty.jpg').write_bytes(b'')
-    jpeg = (lfw_dir / 'Aaron_Eckhart' / 'Aaron_Eckhart_0001.jpg').read_bytes()
-    (bad / 'truncated.jpg').write_bytes(jpeg[:len(jpeg) // 3])
-    (bad / 'text.png').write_text('not an image')
-    png_with_size(bad / 'huge.png', 30000, 30000)
-    Image.new('RGB', (64, 48), (90, 140, 200)).save(bad / 'plain_blue.png')
+    # Truncated, text, empty, and faceless noise images (RGB, RGBA, 8- and 16-bit gray), plus a bomb.
+    write_bad_and_odd_images(root / 'Bad_Files')
+    png_with_size(root / 'Bad_Files' / 'huge.png', 30000, 30000)
     (root / 'Empty_Identity').mkdir()
     return root
 
@@ -98,7 +94,7 @@ def aligned(dataset, tmp_path_factory):
 def test_outputs_match_the_original_and_bad_files_are_reported(aligned, dataset, reference_dir):
     output_dir, summary = aligned
     boxes = read_boxes(output_dir)
-    assert len(boxes) == 10  # every input image has its line
+    assert len(boxes) == 13  # every input image has its line
     pngs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob('*.png'))
     assert pngs == ['Aaron_Eckhart/Aaron_Eckhart_0001.png', 'Serena_Williams/Serena_Williams_0001.png',
                     'Serena_Williams/Serena_Williams_0003.png', 'Serena_Williams/Serena_Williams_gray.png',
@@ -116,13 +112,14 @@ def test_outputs_match_the_original_and_bad_files_are_reported(aligned, dataset,
     # RGBA loses its alpha: the same crop as the RGB image.
     serena = output_dir / 'Serena_Williams'
     assert (serena / 'Serena_Williams_rgba.png').read_bytes() == (serena / 'Serena_Williams_0003.png').read_bytes()
-    for bad in ('empty', 'truncated', 'text', 'huge', 'plain_blue'):
+    bad_files = ('empty', 'truncated', 'text', 'huge', 'good', 'gray', 'gray16', 'rgba')
+    for bad in bad_files:
         assert boxes[str(output_dir / 'Bad_Files' / f'{bad}.png')] == []
-    assert summary.nrof_images_total == 10 and summary.nrof_images_aligned == 5 and summary.already_done == 0
-    assert [Path(p).name for p in summary.no_face] == ['plain_blue.png']
+    assert summary.nrof_images_total == 13 and summary.nrof_images_aligned == 5 and summary.already_done == 0
+    assert sorted(Path(p).name for p in summary.no_face) == ['good.png', 'gray.pgm', 'gray16.png', 'rgba.png']
     reasons = {Path(path).name: reason for path, reason in summary.errors}
-    assert sorted(reasons) == ['empty.jpg', 'huge.png', 'text.png', 'truncated.jpg']
-    assert 'empty' in reasons['empty.jpg'] and 'too large' in reasons['huge.png']
+    assert sorted(reasons) == ['empty.png', 'huge.png', 'text.jpg', 'truncated.jpg']
+    assert 'empty' in reasons['empty.png'] and 'too large' in reasons['huge.png']
     assert any('unreadable or failed: 4' in line for line in summary.lines())
 
 
@@ -130,7 +127,7 @@ def test_a_second_run_redoes_nothing(aligned, dataset):
     output_dir, _ = aligned
     before = {p: p.stat().st_mtime_ns for p in output_dir.rglob('*.png')}
     summary = run([dataset, output_dir, '--image_size', 160, '--margin', 32])
-    assert summary.already_done == 10 and summary.nrof_images_aligned == 0 and not summary.errors
+    assert summary.already_done == 13 and summary.nrof_images_aligned == 0 and not summary.errors
     assert {p: p.stat().st_mtime_ns for p in output_dir.rglob('*.png')} == before
     assert len(list(output_dir.glob('bounding_boxes_*.txt'))) == 1
 
@@ -141,7 +138,7 @@ def test_workers_split_the_work_and_give_the_same_outputs(aligned, dataset, tmp_
     summary = run([dataset, tmp_path, '--image_size', 160, '--margin', 32, '--workers', 2])
     assert summary.nrof_images_aligned == 5 and len(summary.errors) == 4
     lines = [line for f in tmp_path.glob('bounding_boxes_*.txt') for line in f.read_text().splitlines()]
-    assert len(lines) == 10 == len(set(lines))
+    assert len(lines) == 13 == len(set(lines))
     assert {p.replace(str(tmp_path), ''): b for p, b in read_boxes(tmp_path).items()} == \
         {p.replace(str(output_dir), ''): b for p, b in read_boxes(output_dir).items()}
     for png in output_dir.rglob('*.png'):
