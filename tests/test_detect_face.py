@@ -198,3 +198,15 @@ def test_bulk_detect_face_keeps_each_images_results(networks, lfw_images):
     assert results[0] is None
     for img, result in zip(images[1:], results[1:]):
         np.testing.assert_array_equal(result[0], detect(img, networks)[0])
+
+
+def test_original_client_code_in_a_graph_block(networks, lfw_images):
+    # compare.py and contributed/face.py built the networks inside a TF1 graph and session.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    with tf.Graph().as_default():
+        sess = tf.compat.v1.Session()
+        with sess.as_default():
+            graph_networks = detect_face.create_mtcnn(sess, None)
+        boxes, points = detect(lfw_images[0], graph_networks)
+    np.testing.assert_array_equal(boxes, detect(lfw_images[0], networks)[0])
+    assert points.shape == (10, boxes.shape[0])

@@ -210,13 +210,20 @@ def _set_weights(model, weights, source):
             raise ValueError(f'{source}: weights of layer {layer.name} do not fit ({e})') from None
 
 
+def _eager():
+    """Eager execution even where original client code builds and calls the networks inside a
+    `with tf.Graph().as_default():` block (TF2 has no session to run them in)."""
+    return tf.__internal__.eager_context.eager_mode()
+
+
 def _network_function(model, input_shape):
     """The model as one tf.function with a dynamic batch (and, for P-Net, image size): no retracing."""
     graph_fn = tf.function(lambda x: model(x, training=False),
                            input_signature=[tf.TensorSpec([None, *input_shape, 3], tf.float32)])
 
     def run(batch):
-        return tuple(output.numpy() for output in graph_fn(tf.convert_to_tensor(batch, tf.float32)))
+        with _eager():
+            return tuple(output.numpy() for output in graph_fn(tf.convert_to_tensor(batch, tf.float32)))
 
     run.tracing_count = graph_fn.experimental_get_tracing_count
     return run
@@ -235,11 +242,12 @@ def create_mtcnn(sess=None, model_path=None):
     weights = load_weights(model_path)
     source = model_path or mtcnn_package_weights_dir()
     nets = []
-    for net, build, shape in (('pnet', create_pnet, (None, None)), ('rnet', create_rnet, (24, 24)),
-                              ('onet', create_onet, (48, 48))):
-        model = build()
-        _set_weights(model, weights[net], os.path.join(source, net))
-        nets.append(_network_function(model, shape))
+    with _eager():
+        for net, build, shape in (('pnet', create_pnet, (None, None)), ('rnet', create_rnet, (24, 24)),
+                                  ('onet', create_onet, (48, 48))):
+            model = build()
+            _set_weights(model, weights[net], os.path.join(source, net))
+            nets.append(_network_function(model, shape))
     return tuple(nets)
 
 
