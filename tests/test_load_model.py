@@ -7,6 +7,7 @@ from PIL import Image
 import facenet
 from facenet_tf2 import model_io, weights
 from facenet_tf2.images import prewhiten, read_image
+from original_models import keras_facenet_h5, write_original_checkpoint
 
 # Each embedding is unit length, so 1e-5 is a few ULPs of float32 arithmetic summed over the network.
 TOLERANCE = 1e-5
@@ -48,15 +49,6 @@ def test_frozen_graph_callable_works_inside_tf_function_and_any_batch(graph_mode
     np.testing.assert_allclose(graph_model(batch.astype(np.float64)).numpy()[2], expected, atol=TOLERANCE, rtol=0)
 
 
-def test_phase_train_is_fed_false(frozen_model_pb, marilyn):
-    """With phase_train True the graph would use batch statistics (and dropout): a single image
-    gives a very different embedding. Feeding it True through input_map proves which one we use."""
-    images, expected = marilyn
-    batch = np.concatenate([images, images[:, ::-1]])
-    training = facenet.load_model(str(frozen_model_pb), input_map={'phase_train': True})
-    assert np.abs(training(batch).numpy()[0] - expected).max() > 0.01
-
-
 def test_load_model_errors_name_the_path(tmp_path, frozen_model_pb):
     missing = tmp_path / 'nowhere.pb'
     with pytest.raises(facenet.ModelLoadError, match='nowhere.pb: no such file'):
@@ -92,3 +84,53 @@ def test_keras_model_from_frozen_graph_matches_the_graph(frozen_model_pb, graph_
     batch = np.concatenate([images.astype(np.float32), noise])
     assert np.abs(model(batch).numpy() - graph_model(batch).numpy()).max() < TOLERANCE
     np.testing.assert_allclose(model(images).numpy()[0], expected, atol=TOLERANCE, rtol=0)
+
+
+@pytest.fixture(scope='module')
+def checkpoint_dir(frozen_model_pb, tmp_path_factory):
+    graph_weights = weights.frozen_graph_weights(weights.read_graph_def(str(frozen_model_pb)))
+    return write_original_checkpoint(graph_weights, tmp_path_factory.mktemp('20170512-110547'))
+
+
+def test_checkpoint_folder_reproduces_reference_embedding(checkpoint_dir, marilyn):
+    images, expected = marilyn
+    assert facenet.get_model_filenames(str(checkpoint_dir)) == ('model-20170512-110547.meta',
+                                                                'model-20170512-110547.ckpt-80000')
+    assert 'InceptionResnetV1/Repeat/block35_1/Branch_0/Conv2d_1x1/weights' in facenet.list_variables(
+        str(checkpoint_dir / 'model-20170512-110547.ckpt-80000'))
+    model = facenet.load_model(str(checkpoint_dir))
+    assert (model.embedding_size, model.image_size) == (128, 160)
+    np.testing.assert_allclose(model(images).numpy()[0], expected, atol=TOLERANCE, rtol=0)
+
+
+def test_get_model_filenames_without_state_file_takes_the_latest_step(tmp_path):
+    for name in ('model-x.meta', 'model-x.ckpt-900.index', 'model-x.ckpt-1000.index', 'model-x.ckpt-1000.data-0',
+                 'model-x.ckpt-99.index'):
+        (tmp_path / name).write_bytes(b'')
+    assert facenet.get_model_filenames(str(tmp_path)) == ('model-x.meta', 'model-x.ckpt-1000')
+    for name in ('model-x.ckpt-900.index', 'model-x.ckpt-1000.index', 'model-x.ckpt-1000.data-0',
+                 'model-x.ckpt-99.index'):
+        (tmp_path / name).unlink()
+    with pytest.raises(facenet.ModelLoadError, match='no checkpoint'):
+        facenet.get_model_filenames(str(tmp_path))
+
+
+def test_keras2_h5_conversion_matches_the_frozen_graph(graph_model, marilyn):
+    h5 = keras_facenet_h5()
+    model = facenet.load_model(str(h5))
+    assert (model.embedding_size, model.image_size) == (128, 160)
+    images, expected = marilyn
+    noise = np.random.default_rng(1).standard_normal((2, 160, 160, 3)).astype(np.float32)
+    batch = np.concatenate([images.astype(np.float32), noise])
+    assert np.abs(model(batch).numpy() - graph_model(batch).numpy()).max() < TOLERANCE
+    np.testing.assert_allclose(model(images).numpy()[0], expected, atol=TOLERANCE, rtol=0)
+
+
+def test_keras_facenet_layer_names_map_onto_original_names():
+    scope = weights._keras_facenet_scope  # pylint: disable=protected-access
+    assert scope('Conv2d_4b_3x3_BatchNorm') == 'Conv2d_4b_3x3/BatchNorm'
+    assert scope('Block35_5_Branch_2_Conv2d_0c_3x3') == 'Repeat/block35_5/Branch_2/Conv2d_0c_3x3'
+    assert scope('Block17_10_Conv2d_1x1') == 'Repeat_1/block17_10/Conv2d_1x1'
+    assert scope('Block8_6_Branch_1_Conv2d_0c_3x1_BatchNorm') == 'Block8/Branch_1/Conv2d_0c_3x1/BatchNorm'
+    assert scope('Mixed_7a_Branch_3_MaxPool_1a_3x3') == 'Mixed_7a/Branch_3/MaxPool_1a_3x3'
+    assert scope('Bottleneck_BatchNorm') == 'Bottleneck/BatchNorm'

@@ -97,7 +97,7 @@ class Sequence(layers.Layer):
 
     def build(self, input_shape):
         for part in self.parts:
-            part.build(input_shape)
+            _build_once(part, input_shape)
             input_shape = part.compute_output_shape(input_shape)
 
     def call(self, inputs, training=None):
@@ -120,6 +120,12 @@ class Sequence(layers.Layer):
         return cls(**config)
 
 
+def _build_once(layer, input_shape):
+    # Deserialisation (.keras files) builds the parts before the container that holds them.
+    if not layer.built:
+        layer.build(input_shape)
+
+
 def branch(name, *parts):
     return Sequence(parts, name=name)
 
@@ -134,7 +140,7 @@ class Mixed(Sequence):
 
     def build(self, input_shape):
         for part in self.parts:
-            part.build(input_shape)
+            _build_once(part, input_shape)
 
     def call(self, inputs, training=None):
         return ops.concatenate([part(inputs, training=training) for part in self.parts], axis=-1)
@@ -163,7 +169,8 @@ class InceptionResnetBlock(Mixed):
         self.up.build(super().compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
-        net = inputs + self.scale * self.up(super().call(inputs, training=training))
+        up = self.up(super().call(inputs, training=training))
+        net = inputs + (up if self.scale == 1.0 else self.scale * up)
         return ops.relu(net) if self.activation else net
 
     def compute_output_shape(self, input_shape):
@@ -172,3 +179,40 @@ class InceptionResnetBlock(Mixed):
     def get_config(self):
         return {**super().get_config(), 'scale': self.scale, 'activation': self.activation,
                 'weight_decay': self.weight_decay}
+
+
+def inference_from_builder(builder, images, keep_probability, phase_train, bottleneck_layer_size, weight_decay):
+    """The body of every model's original-style `inference(images, keep_probability, phase_train,
+    bottleneck_layer_size, weight_decay)`: builds the network for `images`, runs it with
+    training=phase_train and returns (prelogits, end_points), end_points['model'] being the
+    Keras model mapping images to prelogits."""
+    model = builder(image_size=images.shape[1], dropout_keep_prob=keep_probability,
+                    bottleneck_layer_size=bottleneck_layer_size, weight_decay=weight_decay, end_points=True)
+    outputs = dict(model(images, training=phase_train))
+    prelogits = outputs.pop('prelogits')
+    outputs['model'] = keras.Model(model.input, model.output['prelogits'], name=model.name)
+    return prelogits, outputs
+
+
+def embedding_network(stages, image_size, dropout_keep_prob, bottleneck_layer_size, weight_decay, end_points, name):
+    """The Keras model of an Inception-ResNet: `stages` ((end point, layer) in order), then the
+    original's `Logits` scope (average pool over the whole map, flatten, dropout) and the
+    `Bottleneck` (fully connected, no bias, BatchNorm) giving the prelogits.
+
+    With end_points the model outputs a dict: 'prelogits' and every end point by name.
+    """
+    inputs = keras.Input((image_size, image_size, 3), name='input')
+    points = {}
+    net = inputs
+    for point, layer in stages:
+        net = points[point] = layer(net)
+    points['PrePool'] = net
+    net = layers.GlobalAveragePooling2D(name='AvgPool_1a_8x8')(net)
+    net = points['PreLogitsFlatten'] = layers.Dropout(1.0 - dropout_keep_prob, name='Dropout')(net)
+    prelogits = DenseBN(bottleneck_layer_size, weight_decay=weight_decay, name='Bottleneck')(net)
+    return keras.Model(inputs, {'prelogits': prelogits, **points} if end_points else prelogits, name=name)
+
+
+def avg_pool(name, pool_size=3, strides=1, padding='same'):
+    """slim.avg_pool2d with padding SAME: like TF, border windows average only the valid pixels."""
+    return layers.AveragePooling2D(pool_size, strides=strides, padding=padding, name=name)
