@@ -3,13 +3,12 @@ code loads, plus the SavedModel, TFLite and .keras exports, each reproducing the
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import facenet
 import freeze_graph
 from facenet_tf2 import weights
-from facenet_tf2.images import prewhiten, read_image
 from models import squeezenet
+import reference_faces
 from original_models import write_original_checkpoint
 
 TOLERANCE = 1e-5
@@ -17,13 +16,10 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope='module')
 def marilyn(lfw_dir, reference_dir):
-    """The crop defined without the aligner (see test_load_model.py) and its reference embedding."""
-    image = Image.fromarray(read_image(lfw_dir / 'Marilyn_Monroe' / 'Marilyn_Monroe_0001.jpg'))
-    crop = np.asarray(image.crop((35, 35, 215, 215)).resize((160, 160), Image.BILINEAR))
-    reference = np.load(reference_dir / 'original_embeddings_20170512-110547_lfw.npz')
-    index = list(reference['paths']).index('Marilyn_Monroe/Marilyn_Monroe_0001.png')
-    noise = np.random.default_rng(2).standard_normal((2, 160, 160, 3))
-    return np.concatenate([prewhiten(crop)[np.newaxis], noise]).astype(np.float32), reference['embeddings'][index]
+    """The crop defined without the aligner (plus two noise images) and its reference embedding."""
+    images, expected = reference_faces.marilyn(lfw_dir, reference_dir)
+    noise = np.random.default_rng(2).standard_normal((2, 160, 160, 3)).astype(np.float32)
+    return np.concatenate([images, noise]), expected
 
 
 @pytest.fixture(scope='module')
