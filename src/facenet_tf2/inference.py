@@ -15,13 +15,16 @@ from facenet_tf2.slim_layers import BATCH_NORM_EPSILON, Conv2dBN, DenseBN, Incep
 _FOLDED = {'Conv2dBN': ('Conv2D', 'relu'), 'DenseBN': ('Dense', 'linear')}
 
 
-def _fold_config(config):
-    """The serialized layer tree with every Conv2dBN / DenseBN replaced by its folded layer."""
+def _fold_config(config, dtype_policy):
+    """The serialized layer tree with every Conv2dBN / DenseBN replaced by its folded layer (and
+    every layer's dtype policy replaced by `dtype_policy` if given)."""
     if isinstance(config, list):
-        return [_fold_config(item) for item in config]
+        return [_fold_config(item, dtype_policy) for item in config]
     if not isinstance(config, dict):
         return config
-    config = {key: _fold_config(value) for key, value in config.items()}
+    if dtype_policy and config.get('class_name') == 'DTypePolicy':
+        return dtype_policy
+    config = {key: _fold_config(value, dtype_policy) for key, value in config.items()}
     if config.get('class_name') == 'InceptionResnetBlock' and 'config' in config:
         config['config']['scale'] = 1.0  # folded into the 'up' convolution
     if config.get('class_name') in _FOLDED and 'config' in config:
@@ -51,12 +54,14 @@ def _copy_folded(source, target):
         target.up.bias.assign(source.up.bias * source.scale)
 
 
-def fold_batch_norm(model):
+def fold_batch_norm(model, dtype_policy=None):
     """A copy of `model` for inference only, with each BatchNorm folded into the layer before it.
 
     Outputs equal model(x, training=False) up to float32 rounding (the order of the products
     changes); the copy has no BatchNorm and no dropout effect, so do not train it.
+    dtype_policy, e.g. 'mixed_bfloat16', computes in that precision (weights stay float32).
     """
-    folded = keras.Model.from_config(_fold_config(keras.saving.serialize_keras_object(model)['config']))
+    config = keras.saving.serialize_keras_object(model)['config']
+    folded = keras.Model.from_config(_fold_config(config, dtype_policy))
     _copy_folded(model, folded)
     return folded

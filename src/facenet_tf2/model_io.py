@@ -59,7 +59,7 @@ def keras_embedding_function(model, jit_compile=False):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], jit_compile=jit_compile,
                  reduce_retracing=True)
     def embed(images):
-        return l2_normalize(model(images, training=False))
+        return l2_normalize(tf.cast(model(images, training=False), tf.float32))
     return embed
 
 

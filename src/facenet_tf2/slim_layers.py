@@ -23,8 +23,7 @@ def original_name(scope, path):
     """The original variable name of the Keras variable at `path` in a model whose variables
     lived under `scope` ('' for no scope)."""
     head, _, leaf = path.rpartition('/')
-    name = f'{head}/{_KERAS_TO_SLIM_LEAF.get(leaf, leaf)}' if head else _KERAS_TO_SLIM_LEAF.get(leaf, leaf)
-    return f'{scope}/{name}' if scope else name
+    return '/'.join(part for part in (scope, head, _KERAS_TO_SLIM_LEAF.get(leaf, leaf)) if part)
 
 
 def l2_regularizer(weight_decay):
@@ -32,58 +31,51 @@ def l2_regularizer(weight_decay):
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
 
 
-def batch_norm(name='BatchNorm'):
+def batch_norm(name='BatchNorm', dtype=None):
     return layers.BatchNormalization(momentum=BATCH_NORM_DECAY, epsilon=BATCH_NORM_EPSILON, center=True,
-                                     scale=False, name=name)
+                                     scale=False, name=name, dtype=dtype)
+
+
+class _BatchNormed:
+    """Mixin for a slim layer with normalizer_fn=batch_norm: no bias, then a BatchNorm sub-layer
+    named `BatchNorm` (as in slim's variable scope), then the activation."""
+    activation_after_batch_norm = None
+
+    def __init__(self, *args, weight_decay=0.0, **kwargs):
+        kwargs.setdefault('kernel_initializer', 'glorot_uniform')
+        kwargs.setdefault('kernel_regularizer', l2_regularizer(weight_decay))
+        kwargs.pop('use_bias', None)
+        kwargs.pop('activation', None)
+        super().__init__(*args, use_bias=False, **kwargs)
+        self.batch_norm = batch_norm(dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.batch_norm.build(self.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        net = self.batch_norm(super().call(inputs), training=training)
+        return self.activation_after_batch_norm(net) if self.activation_after_batch_norm else net
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class Conv2dBN(layers.Conv2D):
-    """slim.conv2d with its default normalizer: convolution without bias, BatchNorm, ReLU.
-
-    The BatchNorm is a sub-layer named `BatchNorm`, as in slim's variable scope.
-    """
+class Conv2dBN(_BatchNormed, layers.Conv2D):
+    """slim.conv2d with its defaults: convolution without bias, BatchNorm, ReLU."""
+    activation_after_batch_norm = staticmethod(ops.relu)
 
     def __init__(self, filters, kernel_size, strides=1, padding='same', weight_decay=0.0, **kwargs):
-        kwargs.setdefault('kernel_initializer', 'glorot_uniform')
-        kwargs.setdefault('kernel_regularizer', l2_regularizer(weight_decay))
-        kwargs.pop('use_bias', None)
-        kwargs.pop('activation', None)
-        super().__init__(filters, kernel_size, strides=strides, padding=padding, use_bias=False, **kwargs)
-        self.batch_norm = batch_norm()
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.batch_norm.build(self.compute_output_shape(input_shape))
-
-    def call(self, inputs, training=None):
-        return ops.relu(self.batch_norm(super().call(inputs), training=training))
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, weight_decay=weight_decay, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class DenseBN(layers.Dense):
+class DenseBN(_BatchNormed, layers.Dense):
     """slim.fully_connected with BatchNorm and no activation: the `Bottleneck` layer."""
 
-    def __init__(self, units, weight_decay=0.0, **kwargs):
-        kwargs.setdefault('kernel_initializer', 'glorot_uniform')
-        kwargs.setdefault('kernel_regularizer', l2_regularizer(weight_decay))
-        kwargs.pop('use_bias', None)
-        kwargs.pop('activation', None)
-        super().__init__(units, use_bias=False, **kwargs)
-        self.batch_norm = batch_norm()
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.batch_norm.build(self.compute_output_shape(input_shape))
-
-    def call(self, inputs, training=None):
-        return self.batch_norm(super().call(inputs), training=training)
-
-
-def conv2d_bias(filters, kernel_size, weight_decay=0.0, name=None):
+def conv2d_bias(filters, kernel_size, weight_decay=0.0, name=None, dtype=None):
     """slim.conv2d with normalizer_fn=None, activation_fn=None: convolution plus bias."""
     return layers.Conv2D(filters, kernel_size, padding='same', use_bias=True, kernel_initializer='glorot_uniform',
-                         kernel_regularizer=l2_regularizer(weight_decay), name=name)
+                         kernel_regularizer=l2_regularizer(weight_decay), name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package='facenet')
@@ -165,7 +157,7 @@ class InceptionResnetBlock(Mixed):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.up = conv2d_bias(input_shape[-1], 1, self.weight_decay, name='Conv2d_1x1')
+        self.up = conv2d_bias(input_shape[-1], 1, self.weight_decay, name='Conv2d_1x1', dtype=self.dtype_policy)
         self.up.build(super().compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
