@@ -1,0 +1,24 @@
+"""Writing output files atomically, so an interrupted run never leaves a half-written file."""
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def atomic_path(filename):
+    """Yields a temporary path beside `filename`; on success it replaces `filename` in one step.
+
+    The temporary name keeps the suffix, so writers that pick a format from it (np.savez,
+    matplotlib's savefig) write the intended one. Parent folders are created; on an error the
+    temporary file is removed and `filename` is left as it was.
+    """
+    filename = os.path.abspath(os.path.expanduser(str(filename)))
+    folder, name = os.path.split(filename)
+    os.makedirs(folder, exist_ok=True)
+    stem, suffix = os.path.splitext(name)
+    temporary = os.path.join(folder, f'.{stem}.tmp{os.getpid()}{suffix}')
+    try:
+        yield temporary
+        os.replace(temporary, filename)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
