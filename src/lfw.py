@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from facenet_tf2.files import atomic_path
 from facenet_tf2.images import IMAGE_EXTENSIONS
 from facenet_tf2.metrics import ROC_THRESHOLDS, VAL_THRESHOLDS, FAR_TARGET, calculate_roc, calculate_val, \
     evaluate_verification
@@ -51,7 +52,11 @@ def _image_path(lfw_dir, name, field):
     if field.isdigit():
         return add_extension(os.path.join(lfw_dir, name, f'{name}_{int(field):04d}'))
     path = os.path.join(lfw_dir, name, field)
-    return path if os.path.isfile(path) else add_extension(path)
+    if os.path.isfile(path):
+        return path
+    # A file name whose extension changed since the pairs were written (the aligner writes .png).
+    stem, extension = os.path.splitext(path)
+    return add_extension(stem if extension.lower() in IMAGE_EXTENSIONS else path)
 
 
 def get_paths(lfw_dir, pairs, skipped=None):
@@ -111,3 +116,156 @@ def read_pairs_header(pairs_filename):
     if len(fields) == 2 and all(field.isdigit() for field in fields):
         return int(fields[0]), int(fields[1])
     return None
+
+
+def write_pairs(pairs_filename, folds, nrof_pairs):
+    """Writes folds (lists of pairs, each a list of fields) as a pairs file, atomically."""
+    with atomic_path(pairs_filename) as temporary:
+        with open(temporary, 'w') as f:
+            f.write(f'{len(folds)}\t{nrof_pairs}\n')
+            for fold in folds:
+                f.writelines('\t'.join(pair) + '\n' for pair in fold)
+
+
+def generate_pairs(dataset, nrof_folds=10, nrof_pairs=300, seed=None):
+    """Draws LFW-style pairs from a folder-per-identity dataset (a list of facenet.ImageClass).
+
+    Returns nrof_folds folds, each nrof_pairs same-identity pairs then nrof_pairs pairs of two
+    identities, as lists of fields that get_paths resolves back to the drawn files. No identity
+    appears in two folds, so a threshold is never chosen on faces it is tested on. Identities are
+    dealt so that every fold can reach nrof_pairs; within a fold same-identity pairs are spread
+    over as many identities as possible (round robin); no pair repeats. The same dataset and
+    seed give the same pairs.
+
+    Raises ValueError when the dataset cannot fill the folds: same-identity pairs need
+    identities with two or more images, and the message says how many pairs per fold it can give.
+    """
+    rng = np.random.default_rng(seed)
+    identities = _pairable_identities(dataset)
+    rng.shuffle(identities)
+    folds = _deal_identities(identities, nrof_folds, nrof_pairs)
+    shortfall = _fold_shortfall(folds, nrof_pairs)
+    if shortfall:
+        feasible = _largest_feasible_nrof_pairs(identities, nrof_folds, nrof_pairs - 1)
+        nrof_multi = sum(len(images) >= 2 for _, images in identities)
+        raise ValueError(
+            f'cannot draw {nrof_folds} folds of {nrof_pairs} + {nrof_pairs} pairs from {len(identities)} identities '
+            f'({nrof_multi} with two or more images): {shortfall}. '
+            + (f'With {nrof_folds} folds at most {feasible} pairs per fold are possible; ' if feasible
+               else f'Not even one pair per fold is possible with {nrof_folds} folds; ')
+            + 'lower nrof_pairs or nrof_folds, or add identities with more images.')
+    folds = [_same_identity_pairs(fold, nrof_pairs, rng) + _different_identity_pairs(fold, nrof_pairs, rng)
+             for fold in folds]
+    return [[_pair_fields(pair) for pair in fold] for fold in folds]
+
+
+def _pairable_identities(dataset):
+    """(name, image paths) of identities whose name and image file names fit a pairs file."""
+    identities = []
+    for cls in dataset:
+        if not cls.image_paths:
+            continue
+        if len(cls.name.split()) != 1:
+            log.warning('identity %r left out: a pairs file cannot hold names with whitespace', cls.name)
+            continue
+        paths = [path for path in cls.image_paths if len(os.path.basename(path).split()) == 1]
+        if len(paths) < len(cls.image_paths):
+            log.warning('%s: %d image(s) left out: a pairs file cannot hold file names with whitespace',
+                        cls.name, len(cls.image_paths) - len(paths))
+        if paths:
+            identities.append((cls.name, paths))
+    return identities
+
+
+def _same_pair_capacity(images):
+    return len(images) * (len(images) - 1) // 2
+
+
+def _deal_identities(identities, nrof_folds, nrof_pairs):
+    """Splits identities into folds: each next to the fold with the fewest same-identity pairs
+    available (counted up to nrof_pairs), the largest identities first, then the fewest images."""
+    folds = [[] for _ in range(nrof_folds)]
+    same_capacity, nrof_images = [0] * nrof_folds, [0] * nrof_folds
+    capped = lambda identity: min(_same_pair_capacity(identity[1]), nrof_pairs)
+    for identity in sorted(identities, key=capped, reverse=True):  # stable: ties keep the shuffled order
+        index = min(range(nrof_folds), key=lambda i: (min(same_capacity[i], nrof_pairs), nrof_images[i], i))
+        folds[index].append(identity)
+        same_capacity[index] += _same_pair_capacity(identity[1])
+        nrof_images[index] += len(identity[1])
+    return folds
+
+
+def _fold_shortfall(folds, nrof_pairs):
+    """Why a fold cannot give nrof_pairs pairs of each kind, or '' when all can."""
+    for index, fold in enumerate(folds):
+        sizes = np.array([len(images) for _, images in fold], np.int64)
+        same = sum(_same_pair_capacity(images) for _, images in fold)
+        different = (sizes.sum() ** 2 - np.sum(sizes ** 2)) // 2
+        if same < nrof_pairs or different < nrof_pairs:
+            return (f'fold {index + 1} gets {len(fold)} identities giving {same} same-identity and {different} '
+                    f'different-identity pairs')
+    return ''
+
+
+def _largest_feasible_nrof_pairs(identities, nrof_folds, upper):
+    """The largest nrof_pairs <= upper that the folds can give (0 if none), by bisection."""
+    low, high = 0, upper
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _fold_shortfall(_deal_identities(identities, nrof_folds, middle), middle):
+            high = middle - 1
+        else:
+            low = middle
+    return low
+
+
+def _same_identity_pairs(fold, nrof_pairs, rng):
+    """nrof_pairs distinct pairs of two images of one identity, one identity at a time in turn."""
+    turns = [fold[i] for i in rng.permutation(len(fold)) if len(fold[i][1]) >= 2]
+    used = {name: set() for name, _ in turns}
+    pairs = []
+    while len(pairs) < nrof_pairs:
+        for name, images in [turn for turn in turns if len(used[turn[0]]) < _same_pair_capacity(turn[1])]:
+            if len(pairs) == nrof_pairs:
+                break
+            while True:
+                first, second = rng.integers(len(images)), rng.integers(len(images) - 1)
+                pair = (min(first, second + (second >= first)), max(first, second + (second >= first)))
+                if pair not in used[name]:
+                    break
+            used[name].add(pair)
+            pairs.append((name, images[pair[0]], name, images[pair[1]]))
+    return sorted(pairs)
+
+
+def _different_identity_pairs(fold, nrof_pairs, rng):
+    """nrof_pairs distinct pairs of images of two identities, both chosen uniformly."""
+    pairs = set()
+    while len(pairs) < nrof_pairs:
+        first, second = rng.integers(len(fold)), rng.integers(len(fold) - 1)
+        second += second >= first
+        (name1, images1), (name2, images2) = sorted([fold[first], fold[second]])
+        pairs.add((name1, images1[rng.integers(len(images1))], name2, images2[rng.integers(len(images2))]))
+    return sorted(pairs)
+
+
+def _pair_fields(pair):
+    """A drawn pair as pairs-file fields: `name i j` or `name1 i name2 j`."""
+    name1, path1, name2, path2 = pair
+    if name1 == name2:
+        return [name1, _image_field(name1, path1), _image_field(name2, path2)]
+    return [name1, _image_field(name1, path1), name2, _image_field(name2, path2)]
+
+
+def _image_field(name, path):
+    """The LFW number of the file when get_paths resolves that number to it, else its file name."""
+    filename = os.path.basename(path)
+    stem = os.path.splitext(filename)[0]
+    number = stem[len(name) + 1:]
+    if stem.startswith(name + '_') and number.isdigit() and stem == f'{name}_{int(number):04d}':
+        try:
+            if add_extension(os.path.join(os.path.dirname(path), stem)) == path:
+                return str(int(number))
+        except FileNotFoundError:
+            pass
+    return filename
