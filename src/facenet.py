@@ -15,3 +15,5 @@ from facenet_tf2.pipeline import (FIXED_STANDARDIZATION, FLIP, RANDOM_CROP, RAND
                                   random_rotate_image)
 from facenet_tf2.runfiles import (LEARNING_RATE_STOP, get_learning_rate_from_file, read_learning_rate_schedule,
                                   store_revision_info, write_arguments_to_file)
+from facenet_tf2.model_io import EmbeddingModel, load_model
+from facenet_tf2.weights import ModelLoadError, get_model_filenames, list_variables

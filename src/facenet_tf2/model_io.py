@@ -1,0 +1,243 @@
+"""facenet.load_model for TF2: any pretrained model format to an embedding callable.
+
+`load_model(model)` accepts a frozen `.pb`, a checkpoint folder (`model-*.ckpt-*` + `.meta`), a
+SavedModel folder, a `.keras` file, a Keras-2 `.h5`, or a folder holding one of these, and returns
+an `EmbeddingModel`: `m(images)` maps float images [N, H, W, 3] (standardised as the model expects)
+to L2-normalised embeddings [N, D], also inside a tf.function, on CPU or GPU.
+
+A frozen graph runs as the graph it is (imported with tf.compat.v1.wrap_function and pruned from
+`input:0` to `embeddings:0`, `phase_train:0` fed False), so the original's own numbers come out.
+The other formats are loaded into the Keras networks of `models/`.
+"""
+import glob
+import json
+import os
+
+import tensorflow as tf
+
+from facenet_tf2.weights import (ModelLoadError, build_keras_model, checkpoint_weights, get_model_filenames,
+                                 keras2_h5_weights, read_graph_def)
+
+INPUT_TENSOR = 'input:0'
+PHASE_TRAIN_TENSOR = 'phase_train:0'
+EMBEDDINGS_TENSOR = 'embeddings:0'
+
+
+def l2_normalize(prelogits):
+    """The original's `embeddings`: prelogits / sqrt(max(sum(prelogits**2), 1e-10))."""
+    return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
+
+
+class EmbeddingModel:
+    """Callable images [N, H, W, 3] -> L2-normalised float32 embeddings [N, D] (a tf.Tensor).
+
+    Attributes: `embedding_size` (D), `image_size` (input side, or None when the format does not
+    say), `source` (the path it was loaded from) and `keras_model` (the Keras network, or None for
+    a frozen graph).
+    """
+
+    def __init__(self, function, embedding_size, image_size, source, keras_model=None):
+        self._function = function
+        self.embedding_size = int(embedding_size)
+        self.image_size = image_size
+        self.source = source
+        self.keras_model = keras_model
+
+    def __call__(self, images):
+        return self._function(tf.cast(images, tf.float32))
+
+    def __repr__(self):
+        return (f'EmbeddingModel({self.source!r}, embedding_size={self.embedding_size}, '
+                f'image_size={self.image_size})')
+
+
+def keras_embedding_function(model, jit_compile=False):
+    """A compiled tf.function computing embeddings with a Keras prelogits model (inference mode)."""
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], jit_compile=jit_compile,
+                 reduce_retracing=True)
+    def embed(images):
+        return l2_normalize(model(images, training=False))
+    return embed
+
+
+def embedding_model_from_keras(model, source, image_size=None):
+    side = model.input_shape[1]
+    return EmbeddingModel(keras_embedding_function(model), model.output_shape[-1],
+                          image_size if image_size is not None else side, source, keras_model=model)
+
+
+def frozen_graph_function(graph_def, input_map=None, source='graph'):
+    """Imports a frozen facenet GraphDef and prunes it to a ConcreteFunction input -> embeddings.
+
+    The original freeze_graph.py left the input queue (FIFOQueueV2, QueueDequeueUpToV2) in its
+    graphs, with `input` an Identity of the dequeued batch; pruning from `input:0` leaves the
+    queue out. `phase_train` (absent from inference-optimised graphs) is fed False.
+    """
+    names = {node.name for node in graph_def.node}
+    for tensor in (INPUT_TENSOR, EMBEDDINGS_TENSOR):
+        if tensor.split(':')[0] not in names:
+            raise ModelLoadError(source, f'the graph has no `{tensor.split(":")[0]}` tensor; not a facenet model')
+    input_map = dict(input_map or {})
+    if INPUT_TENSOR in input_map or 'input' in input_map:
+        raise ModelLoadError(source, 'input_map cannot replace `input`; pass the images to the returned model')
+
+    def import_graph():
+        mapping = {_tensor_name(name): tf.constant(value) for name, value in input_map.items()}
+        if 'phase_train' in names:
+            mapping.setdefault(PHASE_TRAIN_TENSOR, tf.constant(False))
+        tf.compat.v1.import_graph_def(graph_def, input_map=mapping, name='')
+
+    wrapped = tf.compat.v1.wrap_function(import_graph, [])
+    graph = wrapped.graph
+    return wrapped.prune(feeds=graph.get_tensor_by_name(INPUT_TENSOR),
+                         fetches=graph.get_tensor_by_name(EMBEDDINGS_TENSOR))
+
+
+def _tensor_name(name):
+    return name if ':' in name else name + ':0'
+
+
+def graph_image_size(graph_def):
+    """Input side of a facenet graph: from the `input` placeholder's shape or, in the original
+    frozen graphs, from the shapes of the queue that feeds it; None when neither says."""
+    nodes = {node.name: node for node in graph_def.node}
+    node = nodes.get('input')
+    while node is not None:
+        if node.op in ('Placeholder', 'PlaceholderWithDefault'):
+            dims = [d.size for d in node.attr['shape'].shape.dim]
+            return dims[1] if len(dims) == 4 and dims[1] > 0 else None
+        if node.op.startswith('QueueDequeue'):
+            queue = nodes.get(node.input[0].split(':')[0])
+            shapes = queue.attr['shapes'].list.shape if queue is not None else []
+            return shapes[0].dim[0].size if shapes and len(shapes[0].dim) == 3 else None
+        if node.op != 'Identity':
+            return None
+        node = nodes.get(node.input[0].lstrip('^').split(':')[0])
+    return None
+
+
+def load_frozen_graph(path, input_map=None):
+    graph_def = read_graph_def(path)
+    function = frozen_graph_function(graph_def, input_map, source=path)
+    image_size = graph_image_size(graph_def)
+    embedding_size = function.outputs[0].shape[-1]
+    if embedding_size is None:  # a graph without static shapes: ask it
+        embedding_size = function(tf.zeros([1, image_size or 160, image_size or 160, 3])).shape[-1]
+    return EmbeddingModel(function, embedding_size, image_size, path)
+
+
+def load_checkpoint_dir(model_dir):
+    meta_file, ckpt_file = get_model_filenames(model_dir)
+    prefix = os.path.join(model_dir, ckpt_file)
+    model = build_keras_model(checkpoint_weights(prefix), source=prefix)
+    return embedding_model_from_keras(model, model_dir, image_size=_meta_image_size(os.path.join(model_dir, meta_file)))
+
+
+def _meta_image_size(meta_path):
+    """Input side recorded in a checkpoint's .meta (its MetaGraphDef), read as a protobuf only."""
+    meta = tf.compat.v1.MetaGraphDef()
+    try:
+        with open(meta_path, 'rb') as f:
+            meta.ParseFromString(f.read())
+    except Exception as e:  # protobuf's DecodeError has no stable import path
+        raise ModelLoadError(meta_path, f'not a MetaGraphDef ({e})') from None
+    return graph_image_size(meta.graph_def)
+
+
+def load_keras2_h5(path):
+    model = build_keras_model(keras2_h5_weights(path), source=path)
+    return embedding_model_from_keras(model, path, image_size=_h5_image_size(path))
+
+
+def _h5_image_size(path):
+    import h5py  # pylint: disable=import-outside-toplevel
+    with h5py.File(path, 'r') as h5:
+        config = h5.attrs.get('model_config')
+    if config is None:
+        return None
+    for layer in json.loads(config)['config']['layers']:
+        if layer['class_name'] == 'InputLayer':
+            shape = layer['config'].get('batch_input_shape') or layer['config'].get('batch_shape')
+            return shape[1] if shape and len(shape) == 4 else None
+    return None
+
+
+def load_keras_file(path):
+    import keras  # pylint: disable=import-outside-toplevel
+    import facenet_tf2.slim_layers  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as e:  # Keras raises many types for a bad file
+        raise ModelLoadError(path, f'cannot load the Keras model ({e})') from None
+    return embedding_model_from_keras(model, path)
+
+
+def load_saved_model(path):
+    """A SavedModel: ours (see export.save_embedding_saved_model) has `embed` and the sizes; any
+    other with a one-input serving signature is taken to return embeddings."""
+    try:
+        loaded = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise ModelLoadError(path, f'cannot load the SavedModel ({e})') from None
+    if hasattr(loaded, 'embed'):
+        image_size = int(loaded.image_size.numpy())
+        return EmbeddingModel(loaded.embed, int(loaded.embedding_size.numpy()), image_size or None, path)
+    signature = loaded.signatures.get('serving_default')
+    if signature is None or len(signature.structured_input_signature[1]) != 1:
+        raise ModelLoadError(path, 'the SavedModel has neither `embed` nor a one-input serving_default signature')
+    (input_name, spec), = signature.structured_input_signature[1].items()
+    output_name = sorted(signature.structured_outputs)[0]
+
+    def embed(images):
+        return signature(**{input_name: images})[output_name]
+    side = spec.shape[1] if spec.shape.rank == 4 else None
+    embedding_size = signature.structured_outputs[output_name].shape[-1]
+    return EmbeddingModel(embed, embedding_size, side, path)
+
+
+def find_model(path):
+    """(format, file or folder) of the model at `path`: 'pb', 'checkpoint', 'saved_model', 'keras' or 'h5'.
+
+    A folder is searched like the original's model folders: a checkpoint (`.meta`) first, as the
+    original load_model did, then a SavedModel, then a single .pb, .keras or .h5 file.
+    """
+    path = os.path.expanduser(str(path))
+    if not os.path.exists(path):
+        raise ModelLoadError(path, 'no such file or directory')
+    if os.path.isfile(path):
+        for extension, kind in (('.pb', 'pb'), ('.keras', 'keras'), ('.h5', 'h5'), ('.hdf5', 'h5')):
+            if path.lower().endswith(extension):
+                return kind, path
+        raise ModelLoadError(path, 'unknown model file type (expected .pb, .keras or .h5, or a model directory)')
+    if glob.glob(os.path.join(glob.escape(path), '*.meta')):
+        return 'checkpoint', path
+    if os.path.exists(os.path.join(path, 'saved_model.pb')):
+        return 'saved_model', path
+    for extension, kind in (('.pb', 'pb'), ('.keras', 'keras'), ('.h5', 'h5')):
+        files = sorted(glob.glob(os.path.join(glob.escape(path), '*' + extension)))
+        if len(files) > 1:
+            raise ModelLoadError(path, f'more than one {extension} file in the model directory '
+                                       f'({", ".join(os.path.basename(f) for f in files)}); name one')
+        if files:
+            return kind, files[0]
+    raise ModelLoadError(path, 'no model found in the directory (no .meta + checkpoint, SavedModel, .pb, .keras or .h5)')
+
+
+_LOADERS = {'checkpoint': load_checkpoint_dir, 'saved_model': load_saved_model, 'keras': load_keras_file,
+            'h5': load_keras2_h5}
+
+
+def load_model(model, input_map=None):
+    """The original facenet.load_model, for TF2: returns an `EmbeddingModel` (see the module doc).
+
+    `input_map` maps tensor names of a frozen graph to values fed in at import (the original's
+    argument); other formats have no graph tensors to map and reject it.
+    """
+    kind, path = find_model(model)
+    print(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
+    if kind == 'pb':
+        return load_frozen_graph(path, input_map)
+    if input_map:
+        raise ModelLoadError(path, f'input_map applies to frozen .pb graphs only, not to a {kind} model')
+    return _LOADERS[kind](path)
+
