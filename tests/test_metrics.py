@@ -176,3 +176,15 @@ def test_result_json_and_roc_plot(tmp_path):
     with Image.open(plot) as image:
         assert image.format == 'PNG' and image.size == (640, 480)
     assert [p.name for p in plot.parent.iterdir()] == ['roc.png']
+
+
+def test_flipped_image_embeddings_get_a_whole_roc_curve(reference_embeddings):
+    # Concatenated [embedding, embedding] doubles every squared distance, up to 8: the threshold
+    # grid (0 to 4) stops at FPR 0.548, where the original's AUC read 0.547 and its EER raised.
+    embeddings, issame = reference_embeddings
+    single = lfw.evaluate_embeddings(embeddings, issame)
+    doubled = lfw.evaluate_embeddings(np.concatenate([embeddings, embeddings], axis=1), issame)
+    assert doubled.roc.fpr[-1] < 0.6
+    assert doubled.accuracy == single.accuracy
+    assert f'{doubled.auc:1.3f} {doubled.eer:1.3f}' == '0.999 0.008'
+    np.testing.assert_array_equal(metrics.closed_roc(single.roc.fpr, single.roc.tpr)[0], single.roc.fpr)

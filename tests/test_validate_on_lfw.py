@@ -121,3 +121,31 @@ def test_original_flags_and_defaults():
                                                                                             'data/pairs.txt', 0)
     assert not (args.use_flipped_images or args.subtract_mean or args.use_fixed_image_standardization)
     assert callable(validate_on_lfw.cli)
+
+
+def _central_crop(source, target):
+    """The reference's fallback crop: box (35, 35, 215, 215) of the 250x250 image, resized to 160."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(facenet.read_image(source)).crop((35, 35, 215, 215)).resize((160, 160), Image.BILINEAR).save(target)
+
+
+def test_validate_on_lfw_with_the_original_frozen_graph(tmp_path, lfw_dir, frozen_model_pb, reference_dir, capsys):
+    """A real run on four pairs; Marilyn_Monroe_0001's crop is the reference's own, so its saved
+    embedding must be the original pipeline's."""
+    pairs = [['Marilyn_Monroe', '1', '2'], ['Marilyn_Monroe', '1', 'Abel_Pacheco', '1'],
+             ['Abel_Pacheco', '1', '4'], ['Abel_Pacheco', '4', 'Marilyn_Monroe', '2']]
+    for name, number in [('Marilyn_Monroe', 1), ('Marilyn_Monroe', 2), ('Abel_Pacheco', 1), ('Abel_Pacheco', 4)]:
+        filename = f'{name}_{number:04d}'
+        _central_crop(lfw_dir / name / f'{filename}.jpg', tmp_path / 'aligned' / name / f'{filename}.png')
+    pairs_file = tmp_path / 'pairs.txt'
+    lfw.write_pairs(pairs_file, [pairs[:2], pairs[2:]], 1)
+    validate_on_lfw.main(validate_on_lfw.parse_arguments([
+        str(tmp_path / 'aligned'), str(frozen_model_pb), '--lfw_pairs', str(pairs_file), '--lfw_batch_size', '4',
+        '--save_embeddings', str(tmp_path / 'embeddings.npz')]))
+    assert 'Accuracy: ' in capsys.readouterr().out
+
+    saved = np.load(tmp_path / 'embeddings.npz')
+    reference = np.load(reference_dir / 'original_embeddings_20170512-110547_lfw.npz')
+    row = list(saved['paths']).index('Marilyn_Monroe/Marilyn_Monroe_0001.png')
+    expected = reference['embeddings'][list(reference['paths']).index('Marilyn_Monroe/Marilyn_Monroe_0001.png')]
+    np.testing.assert_allclose(saved['embeddings'][row], expected, atol=1e-5, rtol=0)

@@ -7,10 +7,11 @@ argmax), the mean subtracted from the training folds' embeddings, `dist < thresh
 "same". Counting is done for all thresholds at once on sorted distances, which gives exactly the
 counts of the original's per-threshold loop in a fraction of its time.
 
-Two fixes, each also noted where it happens: the angular distance clips the cosine similarity
-to [-1, 1] so rounding never gives NaN, and VAL's threshold is interpolated with the rule of
+Fixes, each also noted where it happens: the angular distance clips the cosine similarity to
+[-1, 1] so rounding never gives NaN; VAL's threshold is interpolated with the rule of
 ../shared/reference/README.md, because the original's `interp1d(kind='slinear')` rejects the
-repeated FAR values that every LFW run has on current SciPy.
+repeated FAR values that every LFW run has on current SciPy; AUC and EER use the ROC curve closed
+at (1, 1), which the original's grid misses for distances above 4 (flipped-image embeddings).
 """
 import math
 from dataclasses import dataclass, field
@@ -194,16 +195,30 @@ def calculate_val(thresholds, embeddings1, embeddings2, actual_issame, far_targe
     return np.mean(folds.val), np.std(folds.val), np.mean(folds.far)
 
 
+def closed_roc(fpr, tpr):
+    """The ROC curve from (0, 0) to (1, 1), its ends (no pair accepted, every pair accepted)
+    added where the thresholds stop short of them.
+
+    The original's fixed grid (0 to 4) stops short when distances exceed 4, as the squared
+    distances of --use_flipped_images embeddings (up to 8) do: its AUC then came out far too
+    small (0.547 instead of 0.999 on LFW) and its EER raised a ValueError.
+    """
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    if (fpr[0], tpr[0]) != (0.0, 0.0):
+        fpr, tpr = np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])
+    if (fpr[-1], tpr[-1]) != (1.0, 1.0):
+        fpr, tpr = np.concatenate([fpr, [1.0]]), np.concatenate([tpr, [1.0]])
+    return fpr, tpr
+
+
 def area_under_curve(fpr, tpr):
-    """AUC of the ROC curve, as the original computed it (sklearn.metrics.auc)."""
-    return float(sklearn_metrics.auc(fpr, tpr))
+    """AUC of the (closed) ROC curve, as the original computed it (sklearn.metrics.auc)."""
+    return float(sklearn_metrics.auc(*closed_roc(fpr, tpr)))
 
 
 def equal_error_rate(fpr, tpr):
-    """The FPR where FPR = 1 - TPR on the piecewise-linear ROC curve (brentq, as the original).
-
-    np.interp clamps outside the curve's FPR range where the original's interp1d raised.
-    """
+    """The FPR where FPR = 1 - TPR on the piecewise-linear (closed) ROC curve (brentq, as the original)."""
+    fpr, tpr = closed_roc(fpr, tpr)
     return float(brentq(lambda x: 1.0 - x - np.interp(x, fpr, tpr), 0.0, 1.0))
 
 
@@ -291,12 +306,13 @@ def plot_roc(result, filename, title=None):
     from matplotlib.figure import Figure  # only the plot needs matplotlib; no pyplot, no display
 
     roc = result.roc
-    points_fpr = np.concatenate([roc.fpr, roc.test_fpr, result.val_folds.far])
+    fpr, tpr = closed_roc(roc.fpr, roc.tpr)
+    points_fpr = np.concatenate([fpr, roc.test_fpr, result.val_folds.far])
     # A log axis cannot show FPR 0: start it half a step below the smallest FPR measured.
     fpr_floor = 0.5 * (np.min(points_fpr[points_fpr > 0]) if np.any(points_fpr > 0) else 1e-4)
     figure = Figure(figsize=(6.4, 4.8))
     axes = figure.add_subplot()
-    axes.plot(np.maximum(roc.fpr, fpr_floor), roc.tpr, color='C0',
+    axes.plot(np.maximum(fpr, fpr_floor), tpr, color='C0',
               label=f'ROC (AUC {result.auc:.3f}, EER {result.eer:.3f})')
     axes.plot(max(float(np.mean(roc.test_fpr)), fpr_floor), float(np.mean(roc.test_tpr)), 'o', color='C1',
               label=f'accuracy {result.accuracy:.5f} +- {result.accuracy_std:.5f}')
