@@ -14,6 +14,7 @@ import argparse
 import sys
 
 import lfw
+from facenet_tf2.arguments import positive_int
 from facenet_tf2.dataset import get_dataset
 
 
@@ -30,21 +31,14 @@ def main(args):
           f'pairs = {2 * args.nrof_folds * args.nrof_pairs} pairs over {nrof_identities} identities')
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
-
-
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('data_dir', type=str,
                         help='Dataset folder with one sub-folder of images per identity (the aligned faces).')
     parser.add_argument('pairs_file', type=str, help='The pairs file to write.')
-    parser.add_argument('--nrof_folds', type=_positive_int, default=10,
+    parser.add_argument('--nrof_folds', type=positive_int, default=10,
                         help='Number of cross-validation folds (LFW: 10).')
-    parser.add_argument('--nrof_pairs', type=_positive_int, default=300,
+    parser.add_argument('--nrof_pairs', type=positive_int, default=300,
                         help='Same-identity pairs, and as many different-identity pairs, per fold (LFW: 300).')
     parser.add_argument('--seed', type=int, default=666, help='Random seed: the same seed gives the same file.')
     return parser.parse_args(argv)

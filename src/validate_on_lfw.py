@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import facenet
 import lfw
+from facenet_tf2.arguments import positive_int
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.files import atomic_path
 from facenet_tf2.metrics import plot_roc
@@ -104,18 +105,11 @@ def _save_embeddings(filename, lfw_dir, paths, embedded, actual_issame):
                  issame=np.asarray(actual_issame))
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
-
-
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('lfw_dir', type=str,
                         help='Path to the data directory containing aligned LFW face patches.')
-    parser.add_argument('--lfw_batch_size', type=_positive_int,
+    parser.add_argument('--lfw_batch_size', type=positive_int,
                         help='Number of images to process in a batch in the LFW test set.', default=100)
     parser.add_argument('model', type=str,
                         help='A frozen model protobuf (.pb) file, a directory with a meta graph and checkpoint, '
@@ -124,7 +118,7 @@ def parse_arguments(argv):
                         help='Image size (height, width) in pixels.', default=160)
     parser.add_argument('--lfw_pairs', type=str,
                         help='The file containing the pairs to use for validation.', default='data/pairs.txt')
-    parser.add_argument('--lfw_nrof_folds', type=int,
+    parser.add_argument('--lfw_nrof_folds', type=positive_int,
                         help='Number of folds to use for cross validation (default: from the pairs file header, '
                              '10 for LFW).', default=None)
     parser.add_argument('--distance_metric', type=int, choices=[0, 1],

@@ -224,7 +224,8 @@ def equal_error_rate(fpr, tpr):
 
 @dataclass
 class VerificationResult:
-    """Everything validate_on_lfw reports about one evaluation of pairs."""
+    """Everything validate_on_lfw reports about one evaluation of pairs: the original's summary
+    (accuracy and VAL as mean +- std over the test folds, mean FAR, AUC, EER) and the detail."""
     nrof_pairs: int
     nrof_folds: int
     distance_metric: int
@@ -232,48 +233,27 @@ class VerificationResult:
     roc: RocFolds
     val_folds: ValFolds
     far_target: float
+    accuracy: float = field(init=False)
+    accuracy_std: float = field(init=False)
+    val: float = field(init=False)
+    val_std: float = field(init=False)
+    far: float = field(init=False)
     auc: float = field(init=False)
     eer: float = field(init=False)
 
     def __post_init__(self):
+        self.accuracy, self.accuracy_std = float(np.mean(self.roc.accuracy)), float(np.std(self.roc.accuracy))
+        self.val, self.val_std = float(np.mean(self.val_folds.val)), float(np.std(self.val_folds.val))
+        self.far = float(np.mean(self.val_folds.far))
         self.auc = area_under_curve(self.roc.fpr, self.roc.tpr)
         self.eer = equal_error_rate(self.roc.fpr, self.roc.tpr)
 
-    @property
-    def accuracy(self):
-        return float(np.mean(self.roc.accuracy))
-
-    @property
-    def accuracy_std(self):
-        return float(np.std(self.roc.accuracy))
-
-    @property
-    def val(self):
-        return float(np.mean(self.val_folds.val))
-
-    @property
-    def val_std(self):
-        return float(np.std(self.val_folds.val))
-
-    @property
-    def far(self):
-        return float(np.mean(self.val_folds.far))
-
     def to_dict(self):
         """All numbers as JSON-ready Python types."""
+        summary = ('nrof_pairs', 'nrof_folds', 'distance_metric', 'subtract_mean', 'accuracy', 'accuracy_std', 'val',
+                   'val_std', 'far', 'far_target', 'auc', 'eer')
         return {
-            'nrof_pairs': self.nrof_pairs,
-            'nrof_folds': self.nrof_folds,
-            'distance_metric': self.distance_metric,
-            'subtract_mean': self.subtract_mean,
-            'accuracy': self.accuracy,
-            'accuracy_std': self.accuracy_std,
-            'val': self.val,
-            'val_std': self.val_std,
-            'far': self.far,
-            'far_target': self.far_target,
-            'auc': self.auc,
-            'eer': self.eer,
+            **{name: getattr(self, name) for name in summary},
             'folds': {
                 'accuracy': self.roc.accuracy.tolist(),
                 'best_threshold': self.roc.best_thresholds.tolist(),
