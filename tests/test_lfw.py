@@ -47,7 +47,8 @@ def test_get_paths_resolves_numbers_and_file_names(tmp_path):
     png = _image(tmp_path / 'A' / 'A_0002.png')
     named = _image(tmp_path / 'B' / 'portrait.png')
     numbered = _image(tmp_path / 'B' / '7.jpg')
-    pairs = [['A', '1', '2'], ['A', '1', 'B', 'portrait'], ['B', 'portrait.png', '7.jpg']]
+    # A file name written for the unaligned .jpg finds the aligner's .png.
+    pairs = [['A', '1', '2'], ['A', '1', 'B', 'portrait'], ['B', 'portrait.jpg', '7.jpg']]
     paths, issame = lfw.get_paths(str(tmp_path), pairs)
     assert paths == [str(jpg), str(png), str(jpg), str(named), str(named), str(numbered)]
     assert issame == [True, False, True]
