@@ -257,6 +257,55 @@ def configure_tensorflow(threads=None, gpu_memory_fraction=1.0):
             tf.config.experimental.set_memory_growth(gpu, True)
 
 
+class AlignmentPool:
+    """FaceAligner over batches of tasks, in this process (workers=1) or in `workers` processes, each
+    with its share of the CPU threads. A context manager; `map` yields each batch's TaskResults in order."""
+
+    def __init__(self, workers, aligner_args, gpu_memory_fraction=1.0):
+        self.workers = workers
+        self.pool = None
+        if workers == 1:
+            configure_tensorflow(None, gpu_memory_fraction)
+            self.aligner = FaceAligner(*aligner_args)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            # spawn: TensorFlow's threads do not survive fork.
+            self.pool = multiprocessing.get_context('spawn').Pool(
+                workers, _init_worker, (threads, gpu_memory_fraction, aligner_args))
+
+    def map(self, batches):
+        if self.pool is None:
+            return map(self.aligner.align, batches)
+        return self.pool.imap(_worker_align, batches)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_tasks(pool, tasks, text_file, summary, bar=None):
+    """Aligns `tasks` with an AlignmentPool, committing each image as its batch comes back."""
+    batch_size = max(1, min(BATCH_SIZE, -(-len(tasks) // pool.workers)))  # a small job still uses every worker
+    batches = [tasks[start:start + batch_size] for start in range(0, len(tasks), batch_size)]
+    for results in pool.map(batches):
+        for result in results:
+            commit(result, text_file, summary)
+            if bar is not None and result.error is not None:
+                bar.write(f'{result.task.image_path}: {result.error}')
+            elif bar is not None and not result.faces:
+                bar.write(f'Unable to align "{result.task.image_path}"')
+        if bar is not None:
+            bar.update(len(results))
+    return summary
+
+
 def align_dataset(input_dir, output_dir, image_size=182, margin=44, random_order=False, detect_multiple_faces=False,
                   gpu_memory_fraction=1.0, workers=1, model_path=None, progress=True):
     """Aligns every image of input_dir (one folder per identity) into output_dir; returns a Summary."""
@@ -264,33 +313,11 @@ def align_dataset(input_dir, output_dir, image_size=182, margin=44, random_order
     os.makedirs(output_dir, exist_ok=True)
     tasks, total = plan_tasks(input_dir, output_dir, random_order, detect_multiple_faces)
     summary = Summary(nrof_images_total=total, already_done=total - len(tasks))
-    batches = [tasks[start:start + BATCH_SIZE] for start in range(0, len(tasks), BATCH_SIZE)]
-    aligner_args = (image_size, margin, detect_multiple_faces, model_path)
-    workers = max(1, min(workers, len(batches)))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    if not tasks:
+        return summary
+    workers = max(1, min(workers, len(tasks)))
     with open_bounding_boxes_file(output_dir) as text_file, \
-            tqdm(total=len(tasks), unit='img', disable=not progress, dynamic_ncols=True) as bar:
-        if workers == 1:
-            configure_tensorflow(None, gpu_memory_fraction)
-            aligner = FaceAligner(*aligner_args)
-            batch_results = map(aligner.align, batches)
-            pool = None
-        else:
-            # spawn: TensorFlow's threads do not survive fork.
-            pool = multiprocessing.get_context('spawn').Pool(
-                workers, _init_worker, (threads, gpu_memory_fraction, aligner_args))
-            batch_results = pool.imap(_worker_align, batches)
-        try:
-            for results in batch_results:
-                for result in results:
-                    commit(result, text_file, summary)
-                    if result.error is not None:
-                        bar.write(f'{result.task.image_path}: {result.error}')
-                    elif not result.faces:
-                        bar.write(f'Unable to align "{result.task.image_path}"')
-                bar.update(len(results))
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            tqdm(total=len(tasks), unit='img', disable=not progress, dynamic_ncols=True) as bar, \
+            AlignmentPool(workers, (image_size, margin, detect_multiple_faces, model_path), gpu_memory_fraction) as pool:
+        run_tasks(pool, tasks, text_file, summary, bar)
     return summary

@@ -230,6 +230,7 @@ def _network_function(model, input_shape):
     def run(batch):
         return tuple(output.numpy() for output in graph_fn(tf.convert_to_tensor(batch, tf.float32)))
 
+    run.tracing_count = graph_fn.experimental_get_tracing_count
     return run
 
 

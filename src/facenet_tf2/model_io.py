@@ -13,10 +13,12 @@ import glob
 import json
 import os
 
+import keras
 import tensorflow as tf
 
-from facenet_tf2.weights import (ModelLoadError, build_keras_model, checkpoint_weights, get_model_filenames,
-                                 keras2_h5_weights, read_graph_def)
+from facenet_tf2.inference import fold_batch_norm  # also registers the layers that .keras files name
+from facenet_tf2.weights import (ModelLoadError, build_keras_model, checkpoint_weights, frozen_graph_weights,
+                                 get_model_filenames, keras2_h5_weights, read_graph_def)
 
 INPUT_TENSOR = 'input:0'
 PHASE_TRAIN_TENSOR = 'phase_train:0'
@@ -36,8 +38,9 @@ class EmbeddingModel:
     a frozen graph).
     """
 
-    def __init__(self, function, embedding_size, image_size, source, keras_model=None):
+    def __init__(self, function, embedding_size, image_size, source, keras_model=None, owner=None):
         self._function = function
+        self._owner = owner  # what holds the function's variables (they are weakly referenced)
         self.embedding_size = int(embedding_size)
         self.image_size = image_size
         self.source = source
@@ -56,14 +59,16 @@ def keras_embedding_function(model, jit_compile=False):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], jit_compile=jit_compile,
                  reduce_retracing=True)
     def embed(images):
-        return l2_normalize(model(images, training=False))
+        return l2_normalize(tf.cast(model(images, training=False), tf.float32))
     return embed
 
 
 def embedding_model_from_keras(model, source, image_size=None):
+    """The EmbeddingModel of a Keras prelogits network; it runs a BatchNorm-folded copy."""
     side = model.input_shape[1]
-    return EmbeddingModel(keras_embedding_function(model), model.output_shape[-1],
-                          image_size if image_size is not None else side, source, keras_model=model)
+    folded = fold_batch_norm(model)
+    return EmbeddingModel(keras_embedding_function(folded), model.output_shape[-1],
+                          image_size if image_size is not None else side, source, keras_model=model, owner=folded)
 
 
 def frozen_graph_function(graph_def, input_map=None, source='graph'):
@@ -126,11 +131,27 @@ def load_frozen_graph(path, input_map=None):
     return EmbeddingModel(function, embedding_size, image_size, path)
 
 
-def load_checkpoint_dir(model_dir):
-    meta_file, ckpt_file = get_model_filenames(model_dir)
-    prefix = os.path.join(model_dir, ckpt_file)
-    model = build_keras_model(checkpoint_weights(prefix), source=prefix)
-    return embedding_model_from_keras(model, model_dir, image_size=_meta_image_size(os.path.join(model_dir, meta_file)))
+def load_keras_network(model):
+    """(Keras prelogits model, image size or None) of a model in a format that carries its
+    weights: a checkpoint folder, an original-format frozen .pb, a Keras-2 .h5 or a .keras file
+    (or a folder holding one)."""
+    kind, path = find_model(model)
+    if kind == 'keras':
+        network = _load_keras_file(path)
+        return network, network.input_shape[1]
+    if kind == 'checkpoint':
+        meta_file, ckpt_file = get_model_filenames(path)
+        source = os.path.join(path, ckpt_file)
+        weights, image_size = checkpoint_weights(source), _meta_image_size(os.path.join(path, meta_file))
+    elif kind == 'pb':
+        graph_def, source = read_graph_def(path), path
+        weights, image_size = frozen_graph_weights(graph_def), graph_image_size(graph_def)
+    elif kind == 'h5':
+        source, weights, image_size = path, keras2_h5_weights(path), _h5_image_size(path)
+    else:
+        raise ModelLoadError(path, 'a SavedModel holds a traced function, not the network; export from the '
+                                   'model it was made from')
+    return build_keras_model(weights, image_size, source), image_size
 
 
 def _meta_image_size(meta_path):
@@ -142,11 +163,6 @@ def _meta_image_size(meta_path):
     except Exception as e:  # protobuf's DecodeError has no stable import path
         raise ModelLoadError(meta_path, f'not a MetaGraphDef ({e})') from None
     return graph_image_size(meta.graph_def)
-
-
-def load_keras2_h5(path):
-    model = build_keras_model(keras2_h5_weights(path), source=path)
-    return embedding_model_from_keras(model, path, image_size=_h5_image_size(path))
 
 
 def _h5_image_size(path):
@@ -162,14 +178,11 @@ def _h5_image_size(path):
     return None
 
 
-def load_keras_file(path):
-    import keras  # pylint: disable=import-outside-toplevel
-    import facenet_tf2.slim_layers  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+def _load_keras_file(path):
     try:
-        model = keras.saving.load_model(path)
+        return keras.saving.load_model(path)
     except Exception as e:  # Keras raises many types for a bad file
         raise ModelLoadError(path, f'cannot load the Keras model ({e})') from None
-    return embedding_model_from_keras(model, path)
 
 
 def load_saved_model(path):
@@ -181,7 +194,8 @@ def load_saved_model(path):
         raise ModelLoadError(path, f'cannot load the SavedModel ({e})') from None
     if hasattr(loaded, 'embed'):
         image_size = int(loaded.image_size.numpy())
-        return EmbeddingModel(loaded.embed, int(loaded.embedding_size.numpy()), image_size or None, path)
+        return EmbeddingModel(loaded.embed, int(loaded.embedding_size.numpy()), image_size or None, path,
+                              owner=loaded)
     signature = loaded.signatures.get('serving_default')
     if signature is None or len(signature.structured_input_signature[1]) != 1:
         raise ModelLoadError(path, 'the SavedModel has neither `embed` nor a one-input serving_default signature')
@@ -192,7 +206,7 @@ def load_saved_model(path):
         return signature(**{input_name: images})[output_name]
     side = spec.shape[1] if spec.shape.rank == 4 else None
     embedding_size = signature.structured_outputs[output_name].shape[-1]
-    return EmbeddingModel(embed, embedding_size, side, path)
+    return EmbeddingModel(embed, embedding_size, side, path, owner=loaded)
 
 
 def find_model(path):
@@ -223,10 +237,6 @@ def find_model(path):
     raise ModelLoadError(path, 'no model found in the directory (no .meta + checkpoint, SavedModel, .pb, .keras or .h5)')
 
 
-_LOADERS = {'checkpoint': load_checkpoint_dir, 'saved_model': load_saved_model, 'keras': load_keras_file,
-            'h5': load_keras2_h5}
-
-
 def load_model(model, input_map=None):
     """The original facenet.load_model, for TF2: returns an `EmbeddingModel` (see the module doc).
 
@@ -239,5 +249,8 @@ def load_model(model, input_map=None):
         return load_frozen_graph(path, input_map)
     if input_map:
         raise ModelLoadError(path, f'input_map applies to frozen .pb graphs only, not to a {kind} model')
-    return _LOADERS[kind](path)
+    if kind == 'saved_model':
+        return load_saved_model(path)
+    network, image_size = load_keras_network(path)
+    return embedding_model_from_keras(network, path, image_size)
 

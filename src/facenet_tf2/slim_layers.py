@@ -23,8 +23,7 @@ def original_name(scope, path):
     """The original variable name of the Keras variable at `path` in a model whose variables
     lived under `scope` ('' for no scope)."""
     head, _, leaf = path.rpartition('/')
-    name = f'{head}/{_KERAS_TO_SLIM_LEAF.get(leaf, leaf)}' if head else _KERAS_TO_SLIM_LEAF.get(leaf, leaf)
-    return f'{scope}/{name}' if scope else name
+    return '/'.join(part for part in (scope, head, _KERAS_TO_SLIM_LEAF.get(leaf, leaf)) if part)
 
 
 def l2_regularizer(weight_decay):
@@ -32,58 +31,51 @@ def l2_regularizer(weight_decay):
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
 
 
-def batch_norm(name='BatchNorm'):
+def batch_norm(name='BatchNorm', dtype=None):
     return layers.BatchNormalization(momentum=BATCH_NORM_DECAY, epsilon=BATCH_NORM_EPSILON, center=True,
-                                     scale=False, name=name)
+                                     scale=False, name=name, dtype=dtype)
+
+
+class _BatchNormed:
+    """Mixin for a slim layer with normalizer_fn=batch_norm: no bias, then a BatchNorm sub-layer
+    named `BatchNorm` (as in slim's variable scope), then the activation."""
+    activation_after_batch_norm = None
+
+    def __init__(self, *args, weight_decay=0.0, **kwargs):
+        kwargs.setdefault('kernel_initializer', 'glorot_uniform')
+        kwargs.setdefault('kernel_regularizer', l2_regularizer(weight_decay))
+        kwargs.pop('use_bias', None)
+        kwargs.pop('activation', None)
+        super().__init__(*args, use_bias=False, **kwargs)
+        self.batch_norm = batch_norm(dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.batch_norm.build(self.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        net = self.batch_norm(super().call(inputs), training=training)
+        return self.activation_after_batch_norm(net) if self.activation_after_batch_norm else net
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class Conv2dBN(layers.Conv2D):
-    """slim.conv2d with its default normalizer: convolution without bias, BatchNorm, ReLU.
-
-    The BatchNorm is a sub-layer named `BatchNorm`, as in slim's variable scope.
-    """
+class Conv2dBN(_BatchNormed, layers.Conv2D):
+    """slim.conv2d with its defaults: convolution without bias, BatchNorm, ReLU."""
+    activation_after_batch_norm = staticmethod(ops.relu)
 
     def __init__(self, filters, kernel_size, strides=1, padding='same', weight_decay=0.0, **kwargs):
-        kwargs.setdefault('kernel_initializer', 'glorot_uniform')
-        kwargs.setdefault('kernel_regularizer', l2_regularizer(weight_decay))
-        kwargs.pop('use_bias', None)
-        kwargs.pop('activation', None)
-        super().__init__(filters, kernel_size, strides=strides, padding=padding, use_bias=False, **kwargs)
-        self.batch_norm = batch_norm()
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.batch_norm.build(self.compute_output_shape(input_shape))
-
-    def call(self, inputs, training=None):
-        return ops.relu(self.batch_norm(super().call(inputs), training=training))
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, weight_decay=weight_decay, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class DenseBN(layers.Dense):
+class DenseBN(_BatchNormed, layers.Dense):
     """slim.fully_connected with BatchNorm and no activation: the `Bottleneck` layer."""
 
-    def __init__(self, units, weight_decay=0.0, **kwargs):
-        kwargs.setdefault('kernel_initializer', 'glorot_uniform')
-        kwargs.setdefault('kernel_regularizer', l2_regularizer(weight_decay))
-        kwargs.pop('use_bias', None)
-        kwargs.pop('activation', None)
-        super().__init__(units, use_bias=False, **kwargs)
-        self.batch_norm = batch_norm()
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.batch_norm.build(self.compute_output_shape(input_shape))
-
-    def call(self, inputs, training=None):
-        return self.batch_norm(super().call(inputs), training=training)
-
-
-def conv2d_bias(filters, kernel_size, weight_decay=0.0, name=None):
+def conv2d_bias(filters, kernel_size, weight_decay=0.0, name=None, dtype=None):
     """slim.conv2d with normalizer_fn=None, activation_fn=None: convolution plus bias."""
     return layers.Conv2D(filters, kernel_size, padding='same', use_bias=True, kernel_initializer='glorot_uniform',
-                         kernel_regularizer=l2_regularizer(weight_decay), name=name)
+                         kernel_regularizer=l2_regularizer(weight_decay), name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package='facenet')
@@ -97,7 +89,7 @@ class Sequence(layers.Layer):
 
     def build(self, input_shape):
         for part in self.parts:
-            part.build(input_shape)
+            _build_once(part, input_shape)
             input_shape = part.compute_output_shape(input_shape)
 
     def call(self, inputs, training=None):
@@ -120,6 +112,12 @@ class Sequence(layers.Layer):
         return cls(**config)
 
 
+def _build_once(layer, input_shape):
+    # Deserialisation (.keras files) builds the parts before the container that holds them.
+    if not layer.built:
+        layer.build(input_shape)
+
+
 def branch(name, *parts):
     return Sequence(parts, name=name)
 
@@ -134,7 +132,7 @@ class Mixed(Sequence):
 
     def build(self, input_shape):
         for part in self.parts:
-            part.build(input_shape)
+            _build_once(part, input_shape)
 
     def call(self, inputs, training=None):
         return ops.concatenate([part(inputs, training=training) for part in self.parts], axis=-1)
@@ -159,11 +157,12 @@ class InceptionResnetBlock(Mixed):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.up = conv2d_bias(input_shape[-1], 1, self.weight_decay, name='Conv2d_1x1')
+        self.up = conv2d_bias(input_shape[-1], 1, self.weight_decay, name='Conv2d_1x1', dtype=self.dtype_policy)
         self.up.build(super().compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
-        net = inputs + self.scale * self.up(super().call(inputs, training=training))
+        up = self.up(super().call(inputs, training=training))
+        net = inputs + (up if self.scale == 1.0 else self.scale * up)
         return ops.relu(net) if self.activation else net
 
     def compute_output_shape(self, input_shape):
@@ -172,3 +171,40 @@ class InceptionResnetBlock(Mixed):
     def get_config(self):
         return {**super().get_config(), 'scale': self.scale, 'activation': self.activation,
                 'weight_decay': self.weight_decay}
+
+
+def inference_from_builder(builder, images, keep_probability, phase_train, bottleneck_layer_size, weight_decay):
+    """The body of every model's original-style `inference(images, keep_probability, phase_train,
+    bottleneck_layer_size, weight_decay)`: builds the network for `images`, runs it with
+    training=phase_train and returns (prelogits, end_points), end_points['model'] being the
+    Keras model mapping images to prelogits."""
+    model = builder(image_size=images.shape[1], dropout_keep_prob=keep_probability,
+                    bottleneck_layer_size=bottleneck_layer_size, weight_decay=weight_decay, end_points=True)
+    outputs = dict(model(images, training=phase_train))
+    prelogits = outputs.pop('prelogits')
+    outputs['model'] = keras.Model(model.input, model.output['prelogits'], name=model.name)
+    return prelogits, outputs
+
+
+def embedding_network(stages, image_size, dropout_keep_prob, bottleneck_layer_size, weight_decay, end_points, name):
+    """The Keras model of an Inception-ResNet: `stages` ((end point, layer) in order), then the
+    original's `Logits` scope (average pool over the whole map, flatten, dropout) and the
+    `Bottleneck` (fully connected, no bias, BatchNorm) giving the prelogits.
+
+    With end_points the model outputs a dict: 'prelogits' and every end point by name.
+    """
+    inputs = keras.Input((image_size, image_size, 3), name='input')
+    points = {}
+    net = inputs
+    for point, layer in stages:
+        net = points[point] = layer(net)
+    points['PrePool'] = net
+    net = layers.GlobalAveragePooling2D(name='AvgPool_1a_8x8')(net)
+    net = points['PreLogitsFlatten'] = layers.Dropout(1.0 - dropout_keep_prob, name='Dropout')(net)
+    prelogits = DenseBN(bottleneck_layer_size, weight_decay=weight_decay, name='Bottleneck')(net)
+    return keras.Model(inputs, {'prelogits': prelogits, **points} if end_points else prelogits, name=name)
+
+
+def avg_pool(name, pool_size=3, strides=1, padding='same'):
+    """slim.avg_pool2d with padding SAME: like TF, border windows average only the valid pixels."""
+    return layers.AveragePooling2D(pool_size, strides=strides, padding=padding, name=name)

@@ -18,12 +18,12 @@ import tensorflow as tf
 
 from facenet_tf2.slim_layers import original_name
 
-# scope of the original variables -> module of the Keras builder (`SCOPE`, `build_model`).
+# Keras model name -> module of its builder (`build_model`, and `SCOPE`: the original variable scope).
 ARCHITECTURES = {
     'InceptionResnetV1': 'models.inception_resnet_v1',
     'InceptionResnetV2': 'models.inception_resnet_v2',
     'squeezenet': 'models.squeezenet',
-    '': 'models.dummy',
+    'dummy': 'models.dummy',
 }
 _VARIABLE_LEAVES = ('weights', 'biases', 'beta', 'gamma', 'moving_mean', 'moving_variance')
 
@@ -124,10 +124,11 @@ def keras2_h5_weights(path):
 
 def detect_architecture(weights, source='weights'):
     """(builder module, bottleneck size) of the network the weight names belong to."""
-    for scope, module_name in ARCHITECTURES.items():
-        bottleneck = f'{scope}/Bottleneck/weights' if scope else 'Bottleneck/weights'
+    for module_name in ARCHITECTURES.values():
+        module = importlib.import_module(module_name)
+        bottleneck = original_name(module.SCOPE, 'Bottleneck/kernel')
         if bottleneck in weights:
-            return importlib.import_module(module_name), int(weights[bottleneck].shape[-1])
+            return module, int(weights[bottleneck].shape[-1])
     raise ModelLoadError(source, 'no known network found (no InceptionResnetV1/Bottleneck/weights or the '
                                  'like among the variables)')
 
@@ -138,12 +139,13 @@ def build_keras_model(weights, image_size=None, source='weights'):
     module, bottleneck_layer_size = detect_architecture(weights, source)
     model = module.build_model(image_size=image_size, dropout_keep_prob=1.0,
                                bottleneck_layer_size=bottleneck_layer_size)
-    assign_weights(model, module.SCOPE, weights, source)
+    assign_weights(model, weights, source)
     return model
 
 
-def assign_weights(model, scope, weights, source='weights'):
+def assign_weights(model, weights, source='weights'):
     """Sets every variable of `model` from `weights` by original name; all must be present."""
+    scope = model_scope(model)
     missing, wrong_shape = [], []
     for variable in model.weights:
         name = original_name(scope, variable.path)
@@ -160,17 +162,17 @@ def assign_weights(model, scope, weights, source='weights'):
         raise ModelLoadError(source, ' and '.join(problems))
 
 
-def model_weights(model, scope):
+def model_weights(model):
     """{original variable name: array} of a Keras model: what a checkpoint or frozen graph holds."""
+    scope = model_scope(model)
     return {original_name(scope, v.path): np.asarray(v.numpy()) for v in model.weights}
 
 
 def model_scope(model):
-    """The original variable scope of one of our Keras models (from its name)."""
-    for scope, module_name in ARCHITECTURES.items():
-        if importlib.import_module(module_name).SCOPE == model.name:
-            return scope
-    raise ValueError(f'{model.name} is not one of the facenet networks ({", ".join(ARCHITECTURES.values())})')
+    """The original variable scope of one of our Keras models (known by its name)."""
+    if model.name not in ARCHITECTURES:
+        raise ValueError(f'{model.name} is not one of the facenet networks ({", ".join(ARCHITECTURES)})')
+    return importlib.import_module(ARCHITECTURES[model.name]).SCOPE
 
 
 def get_model_filenames(model_dir):

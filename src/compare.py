@@ -1,0 +1,106 @@
+"""Performs face alignment and calculates L2 distance between the embeddings of images.
+
+As the original: `compare.py model image_files... [--image_size 160] [--margin 44]
+[--gpu_memory_fraction 1.0]`. Each image is read as RGB, the first (highest-scoring) MTCNN face is
+cropped with the margin and resized to image_size, standardised, embedded with the model
+(anything facenet.load_model accepts) and the matrix of Euclidean distances printed.
+
+Added: `--standardization fixed` for models trained with fixed image standardisation, (x - 127.5) / 128,
+such as 20180402-114759 (the original always prewhitened); an unreadable image is reported and
+left out like an image without a face, and no face in any image is a clear error, not a crash.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import facenet
+from align import detect_face
+from align.aligner import FACTOR, MINSIZE, THRESHOLD, crop_box, resize_like_imresize
+from facenet_tf2.devices import set_gpu_memory_fraction
+from facenet_tf2.images import ImageReadError, fixed_image_standardization, prewhiten, read_image
+
+STANDARDIZATIONS = {'prewhiten': prewhiten, 'fixed': fixed_image_standardization}
+
+
+def main(args):
+    set_gpu_memory_fraction(args.gpu_memory_fraction)
+    images = load_and_align_data(args.image_files, args.image_size, args.margin, args.gpu_memory_fraction,
+                                 args.standardization)
+    model = facenet.load_model(args.model)
+    emb = model(images).numpy()
+
+    print('Images:')
+    for i, image_file in enumerate(args.image_files):
+        print('%1d: %s' % (i, image_file))
+    print('')
+    print(distance_matrix_text(emb))
+
+
+def distance_matrix_text(emb):
+    """The original's printout of the Euclidean distances between all embeddings."""
+    lines = ['Distance matrix', '    ' + ''.join('    %1d     ' % i for i in range(len(emb)))]
+    for i in range(len(emb)):
+        distances = np.sqrt(np.sum(np.square(emb[i] - emb), axis=1))
+        lines.append('%1d  ' % i + ''.join('  %1.4f  ' % dist for dist in distances))
+    return '\n'.join(lines)
+
+
+def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, standardization='prewhiten'):
+    """Aligned, standardised faces [N, image_size, image_size, 3], one per image of `image_paths`.
+
+    As the original, images without a face (and here unreadable ones) are reported and removed
+    from `image_paths`, so it lists the images the rows belong to. Raises ValueError when none is left.
+    """
+    set_gpu_memory_fraction(gpu_memory_fraction)
+    print('Creating networks and loading parameters')
+    pnet, rnet, onet = detect_face.create_mtcnn(None, None)
+    readable = {}
+    for path in list(image_paths):
+        try:
+            readable[path] = read_image(os.path.expanduser(path))
+        except ImageReadError as e:
+            print(f"can't read image, remove {path}: {e.problem}")
+            image_paths.remove(path)
+    detections = detect_face.detect_faces(list(readable.values()), MINSIZE, pnet, rnet, onet, THRESHOLD, FACTOR)
+    img_list = []
+    for (path, img), (bounding_boxes, _) in zip(readable.items(), detections):
+        if len(bounding_boxes) < 1:
+            print("can't detect face, remove ", path)
+            image_paths.remove(path)
+            continue
+        bb = crop_box(bounding_boxes[0, 0:4], margin, img.shape)
+        aligned = resize_like_imresize(img[bb[1]:bb[3], bb[0]:bb[2], :], image_size)
+        img_list.append(STANDARDIZATIONS[standardization](aligned))
+    if not img_list:
+        raise ValueError('no face found in any of the images')
+    return np.stack(img_list).astype(np.float32)
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser.add_argument('model', type=str,
+                        help='Could be either a directory containing the meta_file and ckpt_file or a model protobuf '
+                             '(.pb) file (or a SavedModel, .keras or .h5 model)')
+    parser.add_argument('image_files', type=str, nargs='+', help='Images to compare')
+    parser.add_argument('--image_size', type=int, help='Image size (height, width) in pixels.', default=160)
+    parser.add_argument('--margin', type=int,
+                        help='Margin for the crop around the bounding box (height, width) in pixels.', default=44)
+    parser.add_argument('--gpu_memory_fraction', type=float,
+                        help='Upper bound on the amount of GPU memory that will be used by the process.', default=1.0)
+    parser.add_argument('--standardization', choices=sorted(STANDARDIZATIONS), default='prewhiten',
+                        help="Image standardisation the model was trained with: 'prewhiten' (per-image, the "
+                             "original's, 20170512-110547) or 'fixed' ((x - 127.5) / 128, 20180402-114759).")
+    return parser.parse_args(argv)
+
+
+def cli():
+    try:
+        main(parse_arguments(sys.argv[1:]))
+    except (ValueError, OSError) as e:
+        sys.exit(f'compare.py: {e}')
+
+
+if __name__ == '__main__':
+    cli()

@@ -1,0 +1,134 @@
+"""Writing a Keras facenet network as a frozen GraphDef, a SavedModel, a TFLite model or a .keras file.
+
+The frozen graph is what original-style TF1 client code loads: it imports the GraphDef and runs
+`embeddings:0` feeding `input:0` (float [N, H, W, 3]) and `phase_train:0` (bool; default False,
+and the exported graph is the inference network whatever is fed). BatchNorm is folded into the
+convolutions (facenet_tf2.inference), as in an inference-optimised graph.
+Every file is written under a temporary name and moved into place when complete.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import \
+    convert_variables_to_constants_v2  # pylint: disable=no-name-in-module
+
+from facenet_tf2.inference import fold_batch_norm
+from facenet_tf2.model_io import l2_normalize
+
+
+def _embedding_function(model, image_size):
+    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name='input')])
+    def embeddings(images):
+        return tf.identity(l2_normalize(model(images, training=False)), name='embeddings')
+    return embeddings
+
+
+def _frozen_function(model, image_size):
+    """The embedding ConcreteFunction of the folded network with its weights made constants."""
+    folded = fold_batch_norm(model)  # referenced until the constants are taken: traces hold weak references
+    return convert_variables_to_constants_v2(_embedding_function(folded, image_size).get_concrete_function())
+
+
+def frozen_graph_def(model, image_size=160):
+    """The GraphDef of the folded network with constants for the weights and the original's
+    tensor names: Placeholder `input`, PlaceholderWithDefault `phase_train` (False), `embeddings`."""
+    graph_def = _frozen_function(model, image_size).graph.as_graph_def()
+    default = graph_def.node.add(name='phase_train/input', op='Const')
+    default.attr['dtype'].type = tf.bool.as_datatype_enum
+    default.attr['value'].tensor.CopyFrom(tf.make_tensor_proto(False))
+    phase_train = graph_def.node.add(name='phase_train', op='PlaceholderWithDefault', input=['phase_train/input'])
+    phase_train.attr['dtype'].type = tf.bool.as_datatype_enum
+    phase_train.attr['shape'].shape.CopyFrom(tf.TensorShape([]).as_proto())
+    return graph_def
+
+
+def write_frozen_graph(model, output_file, image_size=160):
+    graph_def = frozen_graph_def(model, image_size)
+    _write_atomically(output_file, graph_def.SerializeToString())
+    return graph_def
+
+
+class EmbeddingModule(tf.Module):
+    """What a SavedModel export holds: `embed(images)` -> embeddings, and the sizes."""
+
+    def __init__(self, model, image_size):
+        super().__init__()
+        self.network = model
+        self.image_size = tf.Variable(image_size or 0, trainable=False)
+        self.embedding_size = tf.Variable(model.output_shape[-1], trainable=False)
+        self.embed = tf.function(
+            lambda images: l2_normalize(self.network(images, training=False)),
+            input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name='input')])
+
+
+def save_embedding_saved_model(model, export_dir, image_size=160):
+    """A SavedModel of the folded network: `embed` (also the serving_default signature, output
+    `embeddings`) plus `image_size` and `embedding_size`; facenet.load_model reads it."""
+    module = EmbeddingModule(fold_batch_norm(model), image_size)
+    signature = module.embed.get_concrete_function()
+    serving = tf.function(lambda input: {'embeddings': signature(input)},  # noqa: A002 (the original tensor name)
+                          input_signature=signature.structured_input_signature[0])
+    with _atomic_directory(export_dir) as temporary:
+        tf.saved_model.save(module, temporary, signatures={'serving_default': serving})
+
+
+def write_tflite(model, output_file, image_size=160):
+    """A float32 TFLite model of the folded network (input [1, image_size, image_size, 3])."""
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen_function(model, image_size)])
+    _write_atomically(output_file, converter.convert())
+
+
+def save_keras(model, output_file):
+    """The trainable Keras network (BatchNorm not folded) as a .keras file."""
+    with _atomic_file(output_file, suffix='.keras') as temporary:
+        model.save(temporary, overwrite=True)
+
+
+def _write_atomically(path, data):
+    with _atomic_file(path) as temporary, open(temporary, 'wb') as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def _atomic_file(path, suffix='.tmp'):
+    """Yields a temporary file name beside `path`, moved to `path` when the block succeeds."""
+    handle, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix=suffix,
+                                         dir=os.path.dirname(os.path.abspath(path)))
+    os.close(handle)
+    try:
+        yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def _atomic_directory(path):
+    """Yields a temporary folder beside `path`, moved to `path` when the block succeeds (an older
+    export there is replaced only then)."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix=os.path.basename(path) + '.', dir=os.path.dirname(path))
+    try:
+        yield temporary
+        os.chmod(temporary, 0o777 & ~_umask())
+        if os.path.exists(path):
+            old = temporary + '.old'
+            os.replace(path, old)
+            os.replace(temporary, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(temporary, path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)

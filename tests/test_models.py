@@ -1,0 +1,111 @@
+"""The Keras networks of models/: the original architectures, variable names and training behaviour."""
+import collections
+
+import keras
+import numpy as np
+import pytest
+
+from facenet_tf2 import weights
+from facenet_tf2.inference import fold_batch_norm
+from models import dummy, inception_resnet_v1, inception_resnet_v2, squeezenet
+
+
+@pytest.fixture(scope='module')
+def v2():
+    return inception_resnet_v2.build_model(image_size=None, dropout_keep_prob=1.0)
+
+
+def shapes(model):
+    return {name: tuple(value.shape) for name, value in weights.model_weights(model).items()}
+
+
+def test_inception_resnet_v1_has_exactly_the_variables_of_the_original_frozen_graph(frozen_model_pb):
+    original = weights.frozen_graph_weights(weights.read_graph_def(str(frozen_model_pb)))
+    assert shapes(inception_resnet_v1.build_model()) == {name: value.shape for name, value in original.items()}
+
+
+def test_inception_resnet_v1_end_points():
+    model = inception_resnet_v1.build_model(end_points=True)
+    sides = {name: tuple(output.shape[1:]) for name, output in model.output.items()}
+    assert sides['Conv2d_1a_3x3'] == (79, 79, 32)
+    assert sides['Conv2d_4b_3x3'] == (17, 17, 256)
+    assert sides['Mixed_6a'] == (8, 8, 896)
+    assert sides['Mixed_7a'] == (3, 3, 1792)
+    assert sides['PrePool'] == (3, 3, 1792)
+    assert sides['PreLogitsFlatten'] == (1792,)
+    assert sides['prelogits'] == (128,)
+
+
+def test_inception_resnet_v2_matches_the_keras_application_layer_for_layer(v2):
+    """Keras' own InceptionResNetV2 follows the same slim definition (BatchNorm without scale,
+    biased 'up' convolutions): the same weight shapes, plus our Bottleneck."""
+    names = shapes(v2)
+    ours = collections.Counter(names.values())
+    application = keras.applications.InceptionResNetV2(include_top=False, weights=None, input_shape=(160, 160, 3))
+    expected = collections.Counter(tuple(w.shape) for w in application.weights)
+    expected.update([(1536, 128), (128,), (128,), (128,)])
+    assert ours == expected
+    assert names['InceptionResnetV2/Mixed_5b/Branch_3/Conv2d_0b_1x1/weights'] == (1, 1, 192, 64)
+    assert names['InceptionResnetV2/Repeat_1/block17_20/Conv2d_1x1/biases'] == (1088,)
+    assert names['InceptionResnetV2/Block8/Conv2d_1x1/weights'] == (1, 1, 448, 2080)
+    assert names['InceptionResnetV2/Bottleneck/BatchNorm/moving_variance'] == (128,)
+
+
+def test_squeezenet_and_dummy_variables():
+    names = shapes(squeezenet.build_model(bottleneck_layer_size=64))
+    assert names['squeezenet/conv1/weights'] == (7, 7, 3, 96)
+    assert names['squeezenet/fire9/expand/3x3/weights'] == (3, 3, 64, 256)
+    assert names['squeezenet/conv10/biases'] == (1000,)
+    assert names['squeezenet/Bottleneck/weights'] == (1000, 64)
+    assert 'squeezenet/conv10/BatchNorm/beta' not in names and 'squeezenet/fire2/squeeze/biases' not in names
+    assert len(names) == 1 * 4 + 8 * 3 * 4 + 2 + 4
+    assert shapes(dummy.build_model()) == {'Bottleneck/weights': (160 * 160 * 3, 128), 'Bottleneck/BatchNorm/beta': (128,),
+                                           'Bottleneck/BatchNorm/moving_mean': (128,),
+                                           'Bottleneck/BatchNorm/moving_variance': (128,)}
+
+
+def test_weight_decay_is_slims_l2_regularizer():
+    """slim.l2_regularizer(wd): wd * sum(w**2) / 2 on every kernel, none on biases or BatchNorm."""
+    weight_decay = 5e-4
+    model = squeezenet.build_model(weight_decay=weight_decay)
+    kernels = [v for v in model.weights if v.path.endswith('/kernel')]
+    expected = sum(weight_decay * np.sum(np.square(v.numpy().astype(np.float64))) / 2 for v in kernels)
+    assert len(model.losses) == len(kernels) == 1 + 8 * 3 + 2
+    np.testing.assert_allclose(float(sum(model.losses)), expected, rtol=1e-5)
+
+
+def test_inference_keeps_the_original_contract_and_training_flag():
+    images = np.random.default_rng(4).standard_normal((4, 160, 160, 3)).astype(np.float32)
+    prelogits, end_points = inception_resnet_v1.inference(keras.Input((160, 160, 3)), 0.8, phase_train=True,
+                                                         bottleneck_layer_size=256, weight_decay=1e-4)
+    assert tuple(prelogits.shape) == (None, 256) and tuple(end_points['Mixed_7a'].shape) == (None, 3, 3, 1792)
+    model = end_points['model']
+    assert len(model.losses) == len([v for v in model.weights if v.path.endswith('/kernel')])
+    # Inference: deterministic, moving statistics (mean 0, variance 1 at initialisation).
+    np.testing.assert_array_equal(model(images, training=False), model(images, training=False))
+    # Training: batch statistics and dropout.
+    assert np.abs(model(images, training=True) - model(images, training=False)).max() > 1e-2
+
+    prelogits, end_points = dummy.inference(images, 1.0, phase_train=False, bottleneck_layer_size=8)
+    assert prelogits.shape == (4, 8) and set(end_points) == {'model'}
+
+
+def test_batch_norm_folding_keeps_the_outputs(v2):
+    model = v2
+    rng = np.random.default_rng(5)
+    for variable in model.weights:
+        if 'moving' in variable.path or 'beta' in variable.path:
+            base = 0.5 if 'variance' in variable.path else 0.0
+            variable.assign(base + rng.uniform(0, 0.5, variable.shape).astype(np.float32))
+    images = rng.standard_normal((2, 99, 99, 3)).astype(np.float32)
+    folded = fold_batch_norm(model)
+    assert not [v for v in folded.weights if 'BatchNorm' in v.path]
+    expected = model(images, training=False).numpy()
+    np.testing.assert_allclose(folded(images, training=False).numpy(), expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize('module', [inception_resnet_v1, inception_resnet_v2, squeezenet, dummy])
+def test_model_def_modules_keep_the_original_interface(module):
+    assert callable(module.inference) and callable(module.build_model)
+    assert module.__name__ in weights.ARCHITECTURES.values()
