@@ -6,7 +6,7 @@ bounding-box line) in one process and in --workers processes; and `mtcnn.MTCNN()
 (read and detect only) in a loop. Prints each contender's median images/s and the ratios of medians,
 and checks that every round of this port wrote the same boxes and crops.
 
-    python benchmarks/bench_align.py                       # 300 shared LFW images, 3 rounds
+    python benchmarks/bench_align.py                       # 300 shared LFW images, 5 rounds
     python benchmarks/bench_align.py --input_dir DIR --nrof_images 500 --rounds 5 --workers 2
 
 Reference point (same machine kind, 2 cores): the original facenet align script ran 24.8 images/s on
@@ -125,7 +125,7 @@ def parse_arguments(argv):
     parser.add_argument('--input_dir', default=None,
                         help='Folder of identity folders (default: $FACENET_SHARED/lfw/lfw-deepfunneled).')
     parser.add_argument('--nrof_images', type=int, default=300, help='Number of images (the first ones).')
-    parser.add_argument('--rounds', type=int, default=3, help='Timed rounds per contender.')
+    parser.add_argument('--rounds', type=int, default=5, help='Timed rounds per contender.')
     parser.add_argument('--workers', type=int, nargs='*', default=[2],
                         help='Also time this port with these numbers of worker processes.')
     parser.add_argument('--image_size', type=int, default=160)

@@ -51,8 +51,12 @@ import joblib
 import numpy as np
 import tensorflow as tf
 
-# Chunk size for R-Net and O-Net: bounds memory on images with many thousands of candidates.
+# Chunk sizes that bound memory on huge images: R-Net/O-Net candidates per call, and pyramid pixels per
+# P-Net call (P-Net's first layers hold about 100 bytes per input pixel).
 _MAX_BATCH = 1024
+_MAX_PNET_PIXELS = 1 << 23
+# Up to this many boxes, nms computes all pairwise overlaps at once (n^2 floats).
+_NMS_PAIRWISE_MAX = 1000
 
 
 class _PReLU(tf.keras.layers.Layer):
@@ -77,12 +81,23 @@ class _Softmax(tf.keras.layers.Layer):
         return shifted / tf.reduce_sum(shifted, self.axis, keepdims=True)
 
 
-def _conv(filters, size, name):
-    return tf.keras.layers.Conv2D(filters, size, padding='valid', name=name)
+def _conv_stack(x, layers, prelu_prefix):
+    """conv{k} -> {prelu_prefix}{k} [-> pool{k}] for each (filters, kernel size, pool) in `layers`, k from 1;
+    pool is (size, strides, padding) or None."""
+    for k, (filters, size, pool) in enumerate(layers, 1):
+        x = tf.keras.layers.Conv2D(filters, size, padding='valid', name=f'conv{k}')(x)
+        x = _PReLU(name=f'{prelu_prefix}{k}')(x)
+        if pool:
+            x = tf.keras.layers.MaxPooling2D(pool[0], pool[1], padding=pool[2], name=f'pool{k}')(x)
+    return x
 
 
-def _pool(size, strides, padding, name):
-    return tf.keras.layers.MaxPooling2D(size, strides, padding=padding, name=name)
+def _dense_prelu(x, units, k):
+    """Flatten, then the dense layer conv{k} and prelu{k}. Flattening the transposed feature map in C
+    order is the layout the original dense weights expect."""
+    x = tf.keras.layers.Flatten()(x)
+    x = tf.keras.layers.Dense(units, name=f'conv{k}')(x)
+    return _PReLU(name=f'prelu{k}')(x)
 
 
 def create_pnet():
@@ -92,33 +107,17 @@ def create_pnet():
     probability `prob1` [N, W', H', 2], one cell per 12x12 window at stride 2.
     """
     data = tf.keras.Input((None, None, 3), name='data')
-    x = _conv(10, 3, 'conv1')(data)
-    x = _PReLU(name='PReLU1')(x)
-    x = _pool(2, 2, 'same', 'pool1')(x)
-    x = _conv(16, 3, 'conv2')(x)
-    x = _PReLU(name='PReLU2')(x)
-    x = _conv(32, 3, 'conv3')(x)
-    x = _PReLU(name='PReLU3')(x)
-    prob = _Softmax(3, name='prob1')(_conv(2, 1, 'conv4-1')(x))
-    reg = _conv(4, 1, 'conv4-2')(x)
+    x = _conv_stack(data, [(10, 3, (2, 2, 'same')), (16, 3, None), (32, 3, None)], 'PReLU')
+    prob = _Softmax(3, name='prob1')(tf.keras.layers.Conv2D(2, 1, name='conv4-1')(x))
+    reg = tf.keras.layers.Conv2D(4, 1, name='conv4-2')(x)
     return tf.keras.Model(data, [reg, prob], name='pnet')
 
 
 def create_rnet():
     """R-Net (refinement network) on transposed 24x24 crops: outputs `conv5-2` [N, 4], `prob1` [N, 2]."""
     data = tf.keras.Input((24, 24, 3), name='data')
-    x = _conv(28, 3, 'conv1')(data)
-    x = _PReLU(name='prelu1')(x)
-    x = _pool(3, 2, 'same', 'pool1')(x)
-    x = _conv(48, 3, 'conv2')(x)
-    x = _PReLU(name='prelu2')(x)
-    x = _pool(3, 2, 'valid', 'pool2')(x)
-    x = _conv(64, 2, 'conv3')(x)
-    x = _PReLU(name='prelu3')(x)
-    # Flattening the transposed feature map in C order is the layout the original dense weights expect.
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(128, name='conv4')(x)
-    x = _PReLU(name='prelu4')(x)
+    x = _conv_stack(data, [(28, 3, (3, 2, 'same')), (48, 3, (3, 2, 'valid')), (64, 2, None)], 'prelu')
+    x = _dense_prelu(x, 128, 4)
     prob = _Softmax(1, name='prob1')(tf.keras.layers.Dense(2, name='conv5-1')(x))
     reg = tf.keras.layers.Dense(4, name='conv5-2')(x)
     return tf.keras.Model(data, [reg, prob], name='rnet')
@@ -128,20 +127,9 @@ def create_onet():
     """O-Net (output network) on transposed 48x48 crops: outputs `conv6-2` [N, 4] box regression,
     `conv6-3` [N, 10] landmarks, `prob1` [N, 2]."""
     data = tf.keras.Input((48, 48, 3), name='data')
-    x = _conv(32, 3, 'conv1')(data)
-    x = _PReLU(name='prelu1')(x)
-    x = _pool(3, 2, 'same', 'pool1')(x)
-    x = _conv(64, 3, 'conv2')(x)
-    x = _PReLU(name='prelu2')(x)
-    x = _pool(3, 2, 'valid', 'pool2')(x)
-    x = _conv(64, 3, 'conv3')(x)
-    x = _PReLU(name='prelu3')(x)
-    x = _pool(2, 2, 'same', 'pool3')(x)
-    x = _conv(128, 2, 'conv4')(x)
-    x = _PReLU(name='prelu4')(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(256, name='conv5')(x)
-    x = _PReLU(name='prelu5')(x)
+    x = _conv_stack(data, [(32, 3, (3, 2, 'same')), (64, 3, (3, 2, 'valid')), (64, 3, (2, 2, 'same')),
+                           (128, 2, None)], 'prelu')
+    x = _dense_prelu(x, 256, 5)
     prob = _Softmax(1, name='prob1')(tf.keras.layers.Dense(2, name='conv6-1')(x))
     reg = tf.keras.layers.Dense(4, name='conv6-2')(x)
     landmarks = tf.keras.layers.Dense(10, name='conv6-3')(x)
@@ -299,24 +287,32 @@ def nms(boxes, threshold, method):
     y2 = boxes[:, 3]
     s = boxes[:, 4]
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
+
+    def overlap(i, j):
+        xx1 = np.maximum(x1[i], x1[j])
+        yy1 = np.maximum(y1[i], y1[j])
+        xx2 = np.minimum(x2[i], x2[j])
+        yy2 = np.minimum(y2[i], y2[j])
+        w = np.maximum(0.0, xx2 - xx1 + 1)
+        h = np.maximum(0.0, yy2 - yy1 + 1)
+        inter = w * h
+        if method == 'Min':
+            return inter / np.minimum(area[i], area[j])
+        return inter / (area[i] + area[j] - inter)
+
+    n = len(s)
+    if n <= _NMS_PAIRWISE_MAX:
+        # All pairs at once, elementwise the same arithmetic as one row at a time: same picks, a few
+        # NumPy calls per pick instead of twenty.
+        everything = np.arange(n)
+        keeps = overlap(everything[:, np.newaxis], everything[np.newaxis, :]) <= threshold
     order = np.argsort(s)
     pick = []
     while order.size > 0:
         i = order[-1]
         pick.append(i)
         idx = order[0:-1]
-        xx1 = np.maximum(x1[i], x1[idx])
-        yy1 = np.maximum(y1[i], y1[idx])
-        xx2 = np.minimum(x2[i], x2[idx])
-        yy2 = np.minimum(y2[i], y2[idx])
-        w = np.maximum(0.0, xx2 - xx1 + 1)
-        h = np.maximum(0.0, yy2 - yy1 + 1)
-        inter = w * h
-        if method == 'Min':
-            o = inter / np.minimum(area[i], area[idx])
-        else:
-            o = inter / (area[i] + area[idx] - inter)
-        order = order[np.where(o <= threshold)]
+        order = idx[keeps[i, idx] if n <= _NMS_PAIRWISE_MAX else overlap(i, idx) <= threshold]
     return np.array(pick, dtype=np.intp)
 
 
@@ -402,14 +398,17 @@ def _stage_one(images, minsizes, pnet, threshold, factor):
             by_size.setdefault(size, []).append((i, s, scale))
 
     per_scale = [{} for _ in images]
-    for size, members in by_size.items():
-        batch = np.stack([imresample(images[i], size) for i, _, _ in members])
-        reg, prob = pnet(_normalize_transposed(batch))
-        for k, (i, s, scale) in enumerate(members):
-            boxes, _ = generateBoundingBox(prob[k, :, :, 1].T, reg[k].transpose(1, 0, 2), scale, threshold)
-            pick = nms(boxes.copy(), 0.5, 'Union')
-            if boxes.size > 0 and pick.size > 0:
-                per_scale[i][s] = boxes[pick, :]
+    for size, same_size in by_size.items():
+        chunk = max(1, _MAX_PNET_PIXELS // (size[0] * size[1]))
+        for start in range(0, len(same_size), chunk):
+            members = same_size[start:start + chunk]
+            batch = np.stack([imresample(images[i], size) for i, _, _ in members])
+            reg, prob = pnet(_normalize_transposed(batch))
+            for k, (i, s, scale) in enumerate(members):
+                boxes, _ = generateBoundingBox(prob[k, :, :, 1].T, reg[k].transpose(1, 0, 2), scale, threshold)
+                pick = nms(boxes.copy(), 0.5, 'Union')
+                if boxes.size > 0 and pick.size > 0:
+                    per_scale[i][s] = boxes[pick, :]
 
     candidates = []
     for scale_boxes in per_scale:
@@ -442,7 +441,6 @@ def _crops(img, total_boxes, size):
     outside the image (the original's broadcast error) gives a black crop.
     """
     h, w = img.shape[0:2]
-    image = img.astype(np.float64)
     _, _, _, _, _, _, _, _, tmpw, tmph = pad(total_boxes, w, h)
     x1 = total_boxes[:, 0].astype(np.int32) - 1
     y1 = total_boxes[:, 1].astype(np.int32) - 1
@@ -451,11 +449,11 @@ def _crops(img, total_boxes, size):
     for k, n in enumerate(np.flatnonzero(kept)):
         top, left, bottom, right = max(y1[n], 0), max(x1[n], 0), min(y1[n] + tmph[n], h), min(x1[n] + tmpw[n], w)
         if top == y1[n] and left == x1[n] and bottom - top == tmph[n] and right - left == tmpw[n]:
-            canvas = image[top:bottom, left:right]
+            canvas = img[top:bottom, left:right].astype(np.float64)
         else:
             canvas = np.zeros((tmph[n], tmpw[n], 3))
             if bottom > top and right > left:
-                canvas[top - y1[n]:bottom - y1[n], left - x1[n]:right - x1[n]] = image[top:bottom, left:right]
+                canvas[top - y1[n]:bottom - y1[n], left - x1[n]:right - x1[n]] = img[top:bottom, left:right]
         crops[k] = imresample(canvas, (size, size))
     return crops, kept
 
