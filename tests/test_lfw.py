@@ -1,4 +1,7 @@
-"""lfw: reading pairs files and resolving their images."""
+"""lfw: reading, resolving and writing pairs files."""
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -6,6 +9,7 @@ from PIL import Image
 import facenet
 import lfw
 from facenet_tf2 import metrics
+from facenet_tf2.files import atomic_path
 
 
 def _image(path):
@@ -69,3 +73,21 @@ def test_missing_image_is_an_error_or_a_counted_skip(tmp_path):
 def test_facenet_exports_the_original_metric_names():
     for name in ('distance', 'calculate_roc', 'calculate_accuracy', 'calculate_val', 'calculate_val_far'):
         assert getattr(facenet, name) is getattr(metrics, name)
+
+
+def test_pairs_file_written_atomically(tmp_path):
+    target = tmp_path / 'sub' / 'pairs.txt'
+    lfw.write_pairs(target, [[['A', '1', '2'], ['A', '1', 'B', '1']]], 1)
+    assert target.read_text() == '1\t1\nA\t1\t2\nA\t1\tB\t1\n'
+    assert (target.stat().st_mode & 0o777) == 0o666 & ~_umask()
+    with pytest.raises(ZeroDivisionError):
+        with atomic_path(target) as temporary:
+            Path(temporary).write_text('half')
+            raise ZeroDivisionError
+    assert target.read_text().startswith('1\t1\n') and [p.name for p in target.parent.iterdir()] == ['pairs.txt']
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
