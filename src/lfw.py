@@ -13,8 +13,7 @@ import numpy as np
 
 from facenet_tf2.files import atomic_path
 from facenet_tf2.images import IMAGE_EXTENSIONS
-from facenet_tf2.metrics import ROC_THRESHOLDS, VAL_THRESHOLDS, FAR_TARGET, calculate_roc, calculate_val, \
-    evaluate_verification
+from facenet_tf2.metrics import evaluate_verification
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +22,16 @@ PAIR_IMAGE_EXTENSIONS = ('.jpg', '.png') + tuple(ext for ext in IMAGE_EXTENSIONS
 
 
 def evaluate(embeddings, actual_issame, nrof_folds=10, distance_metric=0, subtract_mean=False):
-    """(tpr, fpr, accuracy, val, val_std, far) for pairs (embeddings[2k], embeddings[2k+1])."""
-    embeddings1, embeddings2 = embeddings[0::2], embeddings[1::2]
-    tpr, fpr, accuracy = calculate_roc(ROC_THRESHOLDS, embeddings1, embeddings2, np.asarray(actual_issame),
-                                       nrof_folds=nrof_folds, distance_metric=distance_metric,
-                                       subtract_mean=subtract_mean)
-    val, val_std, far = calculate_val(VAL_THRESHOLDS, embeddings1, embeddings2, np.asarray(actual_issame), FAR_TARGET,
-                                      nrof_folds=nrof_folds, distance_metric=distance_metric,
-                                      subtract_mean=subtract_mean)
-    return tpr, fpr, accuracy, val, val_std, far
+    """(tpr, fpr, accuracy, val, val_std, far) for pairs (embeddings[2k], embeddings[2k+1]):
+    the fold-mean ROC curve, the per-fold accuracy, and VAL +- std at the mean FAR."""
+    result = evaluate_embeddings(embeddings, actual_issame, nrof_folds, distance_metric, subtract_mean)
+    return result.roc.tpr, result.roc.fpr, result.roc.accuracy, result.val, result.val_std, result.far
 
 
 def evaluate_embeddings(embeddings, actual_issame, nrof_folds=10, distance_metric=0, subtract_mean=False):
     """evaluate's numbers with AUC, EER and per-fold detail, as a metrics.VerificationResult."""
-    return evaluate_verification(embeddings[0::2], embeddings[1::2], actual_issame, nrof_folds, distance_metric,
-                                 subtract_mean)
+    return evaluate_verification(embeddings[0::2], embeddings[1::2], np.asarray(actual_issame), nrof_folds,
+                                 distance_metric, subtract_mean)
 
 
 def add_extension(path):

@@ -39,13 +39,16 @@ def test_reference_table_reproduced_as_printed(reference_embeddings, distance_me
     assert f'{result.auc:1.3f}' == auc
     assert f'{result.eer:1.3f}' == eer
 
-    # The original API gives the same numbers.
-    tpr, fpr, fold_accuracy, val_mean, val_std, far_mean = lfw.evaluate(embeddings, issame, 10, distance_metric,
-                                                                       subtract_mean)
-    np.testing.assert_array_equal(fold_accuracy, result.roc.accuracy)
-    np.testing.assert_array_equal(tpr, result.roc.tpr)
-    np.testing.assert_array_equal(fpr, result.roc.fpr)
-    assert (val_mean, val_std, far_mean) == (result.val, result.val_std, result.far)
+
+def test_lfw_evaluate_is_the_original_composition(reference_embeddings):
+    """lfw.evaluate = calculate_roc on thresholds 0:4:0.01 and calculate_val on 0:4:0.001 at FAR 1e-3."""
+    embeddings, issame = reference_embeddings
+    tpr, fpr, accuracy, val, val_std, far = lfw.evaluate(embeddings, issame, 10, 1, True)
+    roc = metrics.calculate_roc(np.arange(0, 4, 0.01), embeddings[0::2], embeddings[1::2], issame, 10, 1, True)
+    for ours, expected in zip((tpr, fpr, accuracy), roc):
+        np.testing.assert_array_equal(ours, expected)
+    assert (val, val_std, far) == metrics.calculate_val(np.arange(0, 4, 0.001), embeddings[0::2], embeddings[1::2],
+                                                        issame, 1e-3, 10, 1, True)
 
 
 def _synthetic_pairs(nrof_pairs=240, embedding_size=16, seed=0):
