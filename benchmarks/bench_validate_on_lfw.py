@@ -59,7 +59,7 @@ def run_validate(aligned_dir, pairs_file, batch_size, folder):
         report = json.load(f)
     seconds = report['seconds']
     return {'wall s': wall, 'load model s': seconds['load_model'], 'embedding s': seconds['embedding'],
-            'model busy s': seconds['model'], 'input wait s': seconds['embedding'] - seconds['model'],
+            'model busy s': seconds['model'], 'input wait s': seconds['input_wait'],
             'files': report['nrof_images_embedded'],
             'embedding ms/image': 1000 * seconds['embedding'] / report['nrof_images_embedded']}
 

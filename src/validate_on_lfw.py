@@ -81,7 +81,7 @@ def main(args):
                   'unreadable_images': [{'path': path, 'problem': problem} for path, problem in unreadable.failures],
                   'nrof_images_embedded': embedded.nrof_embedded,
                   'seconds': {'load_model': load_seconds, 'embedding': embedded.seconds,
-                              'model': embedded.model_seconds},
+                              'model': embedded.model_seconds, 'input_wait': embedded.input_wait_seconds},
                   **result.to_dict()}
         with atomic_path(args.json) as temporary, open(temporary, 'w') as f:
             json.dump(report, f, indent=1)

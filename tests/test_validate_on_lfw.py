@@ -64,6 +64,7 @@ def test_embed_images_any_batch_size_flips_and_unreadable(tmp_path):
                             progress=False)
     # 10 files, one unreadable: 9 in batches of 4, each batch also embedded mirrored.
     assert model.batch_sizes == [4, 4, 4, 4, 1, 1] and embedded.nrof_embedded == 10
+    assert embedded.seconds >= embedded.model_seconds + embedded.input_wait_seconds > 0
     assert embedded.embeddings.shape == (12, 96)
     assert embedded.found.tolist() == [True] * 4 + [False] + [True] * 6 + [False]
     np.testing.assert_array_equal(embedded.embeddings[10], embedded.embeddings[7])

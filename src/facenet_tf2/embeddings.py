@@ -18,12 +18,14 @@ from facenet_tf2.pipeline import FIXED_STANDARDIZATION, create_input_pipeline
 class Embeddings:
     """embeddings[i] belongs to image_paths[i]; found[i] is False where the image could not be
     read (its row is zeros). nrof_embedded: the distinct files embedded. Times in seconds: the
-    whole loop, and the part spent in the model."""
+    whole embedding loop, within it the time spent in the model and the time spent waiting for
+    the input pipeline to deliver a batch (the first one included)."""
     embeddings: np.ndarray
     found: np.ndarray
     nrof_embedded: int
     seconds: float
     model_seconds: float
+    input_wait_seconds: float
 
 
 def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_images=False,
@@ -48,11 +50,18 @@ def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_imag
     control = FIXED_STANDARDIZATION if use_fixed_image_standardization else 0
     dataset = create_input_pipeline(unique_paths, labels, control, image_size, batch_size, unreadable=unreadable)
     emb_array, found = None, np.zeros(nrof_files, bool)
-    start, model_seconds = time.perf_counter(), 0.0
+    start, model_seconds, input_wait_seconds = time.perf_counter(), 0.0, 0.0
+    batches = iter(dataset)
     with tqdm(total=nrof_files, unit='image', desc='embedding',
               disable=None if progress is None else not progress) as bar:
-        for images, batch_labels in dataset:
+        while True:
+            wait_start = time.perf_counter()
+            batch = next(batches, None)
             model_start = time.perf_counter()
+            input_wait_seconds += model_start - wait_start
+            if batch is None:
+                break
+            images, batch_labels = batch
             embeddings = np.asarray(model(images))
             if use_flipped_images:
                 embeddings = np.concatenate([embeddings, np.asarray(model(tf.image.flip_left_right(images)))], axis=1)
@@ -66,4 +75,5 @@ def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_imag
     if emb_array is None:
         raise ValueError(f'none of the {nrof_files} image files could be read')
     path_rows = np.array([rows[path] for path in image_paths], dtype=np.int64)
-    return Embeddings(emb_array[path_rows], found[path_rows], nrof_files, time.perf_counter() - start, model_seconds)
+    return Embeddings(emb_array[path_rows], found[path_rows], nrof_files, time.perf_counter() - start, model_seconds,
+                      input_wait_seconds)
