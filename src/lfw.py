@@ -89,14 +89,18 @@ def read_pairs(pairs_filename):
     """
     pairs = []
     with open(pairs_filename, 'r') as f:
-        for line_number, line in enumerate(f.readlines()[1:], start=2):
-            pair = line.strip().split()
-            if not pair:
-                continue
-            if len(pair) not in (3, 4):
-                raise ValueError(f'{pairs_filename}:{line_number}: expected "name i j" or "name1 i name2 j", '
-                                 f'got {line.strip()!r}')
-            pairs.append(pair)
+        lines = f.readlines()
+    if lines and len(lines[0].split()) in (3, 4):
+        log.warning('%s: the first line %r looks like a pair; it is skipped as the header line, as the original did',
+                    pairs_filename, lines[0].strip())
+    for line_number, line in enumerate(lines[1:], start=2):
+        pair = line.strip().split()
+        if not pair:
+            continue
+        if len(pair) not in (3, 4):
+            raise ValueError(f'{pairs_filename}:{line_number}: expected "name i j" or "name1 i name2 j", '
+                             f'got {line.strip()!r}')
+        pairs.append(pair)
     array = np.empty(len(pairs), dtype=object)
     for index, pair in enumerate(pairs):
         array[index] = pair
