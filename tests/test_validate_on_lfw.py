@@ -7,7 +7,6 @@ reference defines exactly) and must give the original pipeline's embedding.
 import json
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from PIL import Image
 
