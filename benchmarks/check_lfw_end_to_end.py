@@ -70,7 +70,7 @@ def main(args):
     difference = np.abs(ours['embeddings'] - reference['embeddings']).max(axis=1)
     print(f'Embeddings vs the original pipeline (max abs difference per image, {len(difference)} images): '
           f'median {np.median(difference):.2e}, {np.mean(difference < 1e-5):.2%} within 1e-5, '
-          f'{np.mean(difference < 1e-3):.2%} within 1e-3, largest {difference.max():.3f}')
+          f'{np.mean(difference < 1e-3):.2%} within 1e-3, largest {difference.max():.2e}')
     print(f'Accuracy: {result.accuracy:.5f} (original {ORIGINAL_ACCURACY:.5f}, '
           f'difference {result.accuracy - ORIGINAL_ACCURACY:+.5f}, tolerance {ACCURACY_TOLERANCE})')
     if abs(round(result.accuracy, 5) - ORIGINAL_ACCURACY) > ACCURACY_TOLERANCE:
