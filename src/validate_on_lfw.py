@@ -1,0 +1,153 @@
+"""Validate a face recognizer on the "Labeled Faces in the Wild" dataset (http://vis-www.cs.umass.edu/lfw/).
+
+Embeddings are calculated for the pairs of the pairs file (LFW's pairs.txt, or one written by
+generate_pairs.py for any dataset) and evaluated with cross-validation: accuracy, validation
+rate at FAR 1e-3, AUC and EER, printed as the original printed them. The model is anything
+facenet.load_model accepts: a frozen .pb, a checkpoint directory, a SavedModel, a .keras or .h5.
+
+    python src/validate_on_lfw.py ~/datasets/lfw/lfw_mtcnnpy_160 ~/models/20170512-110547 \\
+        --lfw_pairs data/pairs.txt --roc_plot roc.png --json lfw.json
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import facenet
+import lfw
+from facenet_tf2.arguments import positive_int
+from facenet_tf2.embeddings import embed_images
+from facenet_tf2.files import atomic_path
+from facenet_tf2.metrics import plot_roc
+from facenet_tf2.pipeline import UnreadableImages
+
+
+def main(args):
+    if args.num_inter_threads or args.num_intra_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.num_inter_threads)
+        tf.config.threading.set_intra_op_parallelism_threads(args.num_intra_threads)
+    lfw_pairs = os.path.expanduser(args.lfw_pairs)
+    lfw_dir = os.path.expanduser(args.lfw_dir)
+    nrof_folds = args.lfw_nrof_folds or (lfw.read_pairs_header(lfw_pairs) or (10,))[0]
+
+    # Read the file containing the pairs used for testing, and find their images
+    pairs = lfw.read_pairs(lfw_pairs)
+    skipped = [] if args.skip_missing_pairs else None
+    paths, actual_issame = lfw.get_paths(lfw_dir, pairs, skipped=skipped)
+    if skipped:
+        print(f'Skipped {len(skipped)} image pairs with missing images, e.g. {skipped[0][1]}')
+
+    start = time.perf_counter()
+    model = facenet.load_model(os.path.expanduser(args.model))
+    load_seconds = time.perf_counter() - start
+    if model.image_size is not None and model.image_size != args.image_size:
+        sys.exit(f'{args.model}: the model takes {model.image_size}x{model.image_size} images, '
+                 f'not --image_size {args.image_size}')
+
+    print('Running forward pass on LFW images')
+    unreadable = UnreadableImages()
+    embedded = embed_images(model, paths, args.image_size, args.lfw_batch_size,
+                            use_flipped_images=args.use_flipped_images,
+                            use_fixed_image_standardization=args.use_fixed_image_standardization,
+                            unreadable=unreadable)
+    embeddings, evaluated_issame, nrof_unreadable_pairs = _pairs_with_both_embeddings(embedded, actual_issame)
+    if unreadable:
+        print(unreadable.summary())
+        print(f'Skipped {nrof_unreadable_pairs} image pairs with unreadable images')
+
+    # The original kept the embeddings in a float64 array; its metrics ran on that.
+    result = lfw.evaluate_embeddings(embeddings.astype(np.float64), evaluated_issame, nrof_folds,
+                                     args.distance_metric, args.subtract_mean)
+    print('Accuracy: %2.5f+-%2.5f' % (result.accuracy, result.accuracy_std))
+    print('Validation rate: %2.5f+-%2.5f @ FAR=%2.5f' % (result.val, result.val_std, result.far))
+    print('Area Under Curve (AUC): %1.3f' % result.auc)
+    print('Equal Error Rate (EER): %1.3f' % result.eer)
+
+    if args.roc_plot:
+        plot_roc(result, args.roc_plot, title=f'{os.path.basename(os.path.normpath(args.model))} on '
+                                              f'{os.path.basename(lfw_pairs)}')
+        print(f'ROC curve written to {args.roc_plot}')
+    if args.save_embeddings:
+        _save_embeddings(args.save_embeddings, lfw_dir, paths, embedded, actual_issame)
+        print(f'Embeddings written to {args.save_embeddings}')
+    if args.json:
+        report = {'model': args.model, 'lfw_dir': lfw_dir, 'lfw_pairs': lfw_pairs,
+                  'arguments': vars(args),
+                  'nrof_skipped_pairs': len(skipped or ()) + nrof_unreadable_pairs,
+                  'unreadable_images': [{'path': path, 'problem': problem} for path, problem in unreadable.failures],
+                  'nrof_images_embedded': embedded.nrof_embedded,
+                  'seconds': {'load_model': load_seconds, 'embedding': embedded.seconds,
+                              'model': embedded.model_seconds, 'input_wait': embedded.input_wait_seconds},
+                  **result.to_dict()}
+        with atomic_path(args.json) as temporary, open(temporary, 'w') as f:
+            json.dump(report, f, indent=1)
+        print(f'Results written to {args.json}')
+    return result
+
+
+def _pairs_with_both_embeddings(embedded, actual_issame):
+    """The embeddings and issame of the pairs whose two images were both read (pair k is rows
+    2k and 2k+1), and the number of pairs left out."""
+    pair_found = embedded.found[0::2] & embedded.found[1::2]
+    keep_rows = np.repeat(pair_found, 2)
+    return embedded.embeddings[keep_rows], np.asarray(actual_issame)[pair_found], int(np.sum(~pair_found))
+
+
+def _save_embeddings(filename, lfw_dir, paths, embedded, actual_issame):
+    """An .npz laid out as the reference embeddings: paths relative to lfw_dir, embeddings, issame."""
+    relative = [os.path.relpath(path, lfw_dir) for path in paths]
+    with atomic_path(filename) as temporary:
+        np.savez(temporary, paths=np.array(relative), embeddings=embedded.embeddings, found=embedded.found,
+                 issame=np.asarray(actual_issame))
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('lfw_dir', type=str,
+                        help='Path to the data directory containing aligned LFW face patches.')
+    parser.add_argument('--lfw_batch_size', type=positive_int,
+                        help='Number of images to process in a batch in the LFW test set.', default=100)
+    parser.add_argument('model', type=str,
+                        help='A frozen model protobuf (.pb) file, a directory with a meta graph and checkpoint, '
+                             'a SavedModel directory, or a .keras / .h5 file.')
+    parser.add_argument('--image_size', type=int,
+                        help='Image size (height, width) in pixels.', default=160)
+    parser.add_argument('--lfw_pairs', type=str,
+                        help='The file containing the pairs to use for validation.', default='data/pairs.txt')
+    parser.add_argument('--lfw_nrof_folds', type=positive_int,
+                        help='Number of folds to use for cross validation (default: from the pairs file header, '
+                             '10 for LFW).', default=None)
+    parser.add_argument('--distance_metric', type=int, choices=[0, 1],
+                        help='Distance metric  0:euclidian, 1:cosine similarity.', default=0)
+    parser.add_argument('--use_flipped_images',
+                        help='Concatenates embeddings for the image and its horizontally flipped counterpart.',
+                        action='store_true')
+    parser.add_argument('--subtract_mean',
+                        help='Subtract feature mean before calculating distance.', action='store_true')
+    parser.add_argument('--use_fixed_image_standardization',
+                        help='Performs fixed standardization of images.', action='store_true')
+    parser.add_argument('--num_inter_threads', type=int,
+                        help='Number of inter op threads (0: TensorFlow decides).', default=0)
+    parser.add_argument('--num_intra_threads', type=int,
+                        help='Number of intra op thread pool threads (0: TensorFlow decides).', default=0)
+    parser.add_argument('--skip_missing_pairs', action='store_true',
+                        help='Leave out pairs whose image file is missing (and count them) instead of stopping.')
+    parser.add_argument('--roc_plot', type=str, metavar='FILE.png',
+                        help='Write the ROC curve with the accuracy and VAL@FAR operating points to this image.')
+    parser.add_argument('--json', type=str, metavar='FILE',
+                        help='Write every number (per fold, ROC curve, timings) to this JSON file.')
+    parser.add_argument('--save_embeddings', type=str, metavar='FILE.npz',
+                        help='Write the embeddings (paths, embeddings, found, issame) to this .npz file.')
+    return parser.parse_args(argv)
+
+
+def cli():
+    main(parse_arguments(sys.argv[1:]))
+
+
+if __name__ == '__main__':
+    cli()
