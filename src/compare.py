@@ -18,14 +18,13 @@ import numpy as np
 import facenet
 from align import detect_face
 from align.aligner import FACTOR, MINSIZE, THRESHOLD, crop_box, resize_like_imresize
-from facenet_tf2.devices import set_gpu_memory_fraction
+from facenet_tf2.devices import configure_tensorflow
 from facenet_tf2.images import ImageReadError, fixed_image_standardization, prewhiten, read_image
 
 STANDARDIZATIONS = {'prewhiten': prewhiten, 'fixed': fixed_image_standardization}
 
 
 def main(args):
-    set_gpu_memory_fraction(args.gpu_memory_fraction)
     images = load_and_align_data(args.image_files, args.image_size, args.margin, args.gpu_memory_fraction,
                                  args.standardization)
     model = facenet.load_model(args.model)
@@ -47,15 +46,19 @@ def distance_matrix_text(emb):
     return '\n'.join(lines)
 
 
-def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, standardization='prewhiten'):
+def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, standardization='prewhiten',
+                        networks=None):
     """Aligned, standardised faces [N, image_size, image_size, 3], one per image of `image_paths`.
+    networks: the (pnet, rnet, onet) of detect_face.create_mtcnn, to reuse them across calls.
 
     As the original, images without a face (and here unreadable ones) are reported and removed
     from `image_paths`, so it lists the images the rows belong to. Raises ValueError when none is left.
     """
-    set_gpu_memory_fraction(gpu_memory_fraction)
-    print('Creating networks and loading parameters')
-    pnet, rnet, onet = detect_face.create_mtcnn(None, None)
+    if networks is None:
+        configure_tensorflow(gpu_memory_fraction=gpu_memory_fraction)
+        print('Creating networks and loading parameters')
+        networks = detect_face.create_mtcnn(None, None)
+    pnet, rnet, onet = networks
     readable = {}
     for path in list(image_paths):
         try:

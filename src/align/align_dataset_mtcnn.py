@@ -13,6 +13,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from align.aligner import align_dataset  # pylint: disable=wrong-import-position
+from facenet_tf2.arguments import str2bool  # pylint: disable=wrong-import-position
 from facenet_tf2.runfiles import store_revision_info  # pylint: disable=wrong-import-position
 
 
@@ -29,17 +30,6 @@ def main(args):
                             model_path=args.mtcnn_model_dir)
     print('\n'.join(summary.lines()))
     return summary
-
-
-def str2bool(value):
-    """A real boolean: the original's type=bool made any non-empty string, "False" too, true."""
-    if isinstance(value, bool):
-        return value
-    if value.lower() in ('1', 'true', 'yes', 'y', 'on'):
-        return True
-    if value.lower() in ('0', 'false', 'no', 'n', 'off', ''):
-        return False
-    raise argparse.ArgumentTypeError(f'expected a boolean (True/False), got {value!r}')
 
 
 def parse_arguments(argv):

@@ -248,6 +248,11 @@ def commit(result, text_file, summary):
 _worker_aligner = None
 
 
+def configure_tensorflow(threads, gpu_memory_fraction):
+    from facenet_tf2.devices import configure_tensorflow as configure  # TensorFlow only where networks run
+    configure(threads, gpu_memory_fraction)
+
+
 def _init_worker(threads, gpu_memory_fraction, aligner_args):
     global _worker_aligner  # pylint: disable=global-statement
     configure_tensorflow(threads, gpu_memory_fraction)
@@ -256,21 +261,6 @@ def _init_worker(threads, gpu_memory_fraction, aligner_args):
 
 def _worker_align(tasks):
     return _worker_aligner.align(tasks)
-
-
-def configure_tensorflow(threads=None, gpu_memory_fraction=1.0):
-    """Threads per process, and the original's --gpu_memory_fraction: TF2 has no per-process fraction,
-    so below 1.0 GPU memory is allocated as needed (memory growth) instead of all up front."""
-    import tensorflow as tf
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    if gpu_memory_fraction < 1.0:
-        for gpu in tf.config.list_physical_devices('GPU'):
-            try:
-                tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:  # this process's GPUs are already initialised: too late to change
-                pass
 
 
 class AlignmentPool:

@@ -6,15 +6,11 @@ and the exported graph is the inference network whatever is fed). BatchNorm is f
 convolutions (facenet_tf2.inference), as in an inference-optimised graph.
 Every file is written under a temporary name and moved into place when complete.
 """
-import contextlib
-import os
-import shutil
-import tempfile
-
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import \
     convert_variables_to_constants_v2  # pylint: disable=no-name-in-module
 
+from facenet_tf2.files import atomic_directory, atomic_path, write_bytes_atomically
 from facenet_tf2.inference import fold_batch_norm
 from facenet_tf2.model_io import l2_normalize
 
@@ -47,7 +43,7 @@ def frozen_graph_def(model, image_size=160):
 
 def write_frozen_graph(model, output_file, image_size=160):
     graph_def = frozen_graph_def(model, image_size)
-    _write_atomically(output_file, graph_def.SerializeToString())
+    write_bytes_atomically(output_file, graph_def.SerializeToString())
     return graph_def
 
 
@@ -71,64 +67,17 @@ def save_embedding_saved_model(model, export_dir, image_size=160):
     signature = module.embed.get_concrete_function()
     serving = tf.function(lambda input: {'embeddings': signature(input)},  # noqa: A002 (the original tensor name)
                           input_signature=signature.structured_input_signature[0])
-    with _atomic_directory(export_dir) as temporary:
+    with atomic_directory(export_dir) as temporary:
         tf.saved_model.save(module, temporary, signatures={'serving_default': serving})
 
 
 def write_tflite(model, output_file, image_size=160):
     """A float32 TFLite model of the folded network (input [1, image_size, image_size, 3])."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen_function(model, image_size)])
-    _write_atomically(output_file, converter.convert())
+    write_bytes_atomically(output_file, converter.convert())
 
 
 def save_keras(model, output_file):
     """The trainable Keras network (BatchNorm not folded) as a .keras file."""
-    with _atomic_file(output_file, suffix='.keras') as temporary:
+    with atomic_path(output_file) as temporary:
         model.save(temporary, overwrite=True)
-
-
-def _write_atomically(path, data):
-    with _atomic_file(path) as temporary, open(temporary, 'wb') as f:
-        f.write(data)
-
-
-@contextlib.contextmanager
-def _atomic_file(path, suffix='.tmp'):
-    """Yields a temporary file name beside `path`, moved to `path` when the block succeeds."""
-    handle, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix=suffix,
-                                         dir=os.path.dirname(os.path.abspath(path)))
-    os.close(handle)
-    try:
-        yield temporary
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def _atomic_directory(path):
-    """Yields a temporary folder beside `path`, moved to `path` when the block succeeds (an older
-    export there is replaced only then)."""
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=os.path.basename(path) + '.', dir=os.path.dirname(path))
-    try:
-        yield temporary
-        os.chmod(temporary, 0o777 & ~_umask())
-        if os.path.exists(path):
-            old = temporary + '.old'
-            os.replace(path, old)
-            os.replace(temporary, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(temporary, path)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)

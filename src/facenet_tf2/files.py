@@ -1,8 +1,27 @@
-"""Writing output files atomically, so an interrupted run never leaves a half-written file."""
+"""Files: errors that name the file, and writing outputs atomically so that an interrupted run never
+leaves a half-written file."""
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
+
+
+class PathError(ValueError):
+    """A file or folder that cannot be used; the message names the path and the problem."""
+
+    def __init__(self, path, problem):
+        super().__init__(f'{path}: {problem}')
+        self.path = path
+        self.problem = problem
+
+
+def _default_mode(mode):
+    """`mode` less the process umask: what a file or folder created the usual way would get
+    (mkstemp and mkdtemp make them private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 @contextlib.contextmanager
@@ -28,10 +47,34 @@ def atomic_path(filename):
     os.close(handle)
     try:
         yield temporary
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private
+        os.chmod(temporary, _default_mode(0o666))
         os.replace(temporary, filename)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def write_bytes_atomically(filename, data):
+    with atomic_path(filename) as temporary, open(temporary, 'wb') as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields a temporary folder beside `path`, moved to `path` when the block succeeds (an older
+    folder there is replaced only then)."""
+    path = os.path.abspath(os.path.expanduser(str(path)))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix=f'.{os.path.basename(path)}.', dir=os.path.dirname(path))
+    try:
+        yield temporary
+        os.chmod(temporary, _default_mode(0o777))
+        if os.path.exists(path):
+            old = temporary + '.old'
+            os.replace(path, old)
+            os.replace(temporary, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(temporary, path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)

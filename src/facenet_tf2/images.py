@@ -8,16 +8,13 @@ import os
 import numpy as np
 from PIL import Image
 
+from facenet_tf2.files import PathError
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.pgm', '.ppm', '.pbm', '.pnm', '.gif', '.tif', '.tiff', '.webp')
 
 
-class ImageReadError(ValueError):
+class ImageReadError(PathError):
     """An image file that cannot be read; the message names the file and the problem."""
-
-    def __init__(self, path, problem):
-        super().__init__(f'{path}: {problem}')
-        self.path = path
-        self.problem = problem
 
 
 def is_image_file(path):

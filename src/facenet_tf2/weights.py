@@ -16,6 +16,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from facenet_tf2.files import PathError
 from facenet_tf2.slim_layers import original_name
 
 # Keras model name -> module of its builder (`build_model`, and `SCOPE`: the original variable scope).
@@ -28,13 +29,8 @@ ARCHITECTURES = {
 _VARIABLE_LEAVES = ('weights', 'biases', 'beta', 'gamma', 'moving_mean', 'moving_variance')
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(PathError):
     """A model file or folder that cannot be used; the message names the path and the problem."""
-
-    def __init__(self, path, problem):
-        super().__init__(f'{path}: {problem}')
-        self.path = path
-        self.problem = problem
 
 
 def read_graph_def(path):
