@@ -14,19 +14,6 @@ from tqdm import tqdm
 from facenet_tf2.pipeline import FIXED_STANDARDIZATION, create_input_pipeline
 
 
-def _options_without_autotuner():
-    """tf.data options that leave AUTOTUNE parallelism at min(16, cores) and prefetch at its own
-    on-demand buffer, with no autotuner thread. That thread sleeps ever longer between
-    optimisation rounds, and the iterator's destruction waits for it: 3 to 35 s at the end of an
-    LFW run, for no gain here, since decoding is 20x faster than the model."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return options
-
-
-_WITHOUT_AUTOTUNER = _options_without_autotuner()
-
-
 @dataclass
 class Embeddings:
     """embeddings[i] belongs to image_paths[i]; found[i] is False where the image could not be
@@ -62,7 +49,6 @@ def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_imag
     labels = np.arange(nrof_files)
     control = FIXED_STANDARDIZATION if use_fixed_image_standardization else 0
     dataset = create_input_pipeline(unique_paths, labels, control, image_size, batch_size, unreadable=unreadable)
-    dataset = dataset.with_options(_WITHOUT_AUTOTUNER)
     emb_array, found = None, np.zeros(nrof_files, bool)
     start, model_seconds, input_wait_seconds = time.perf_counter(), 0.0, 0.0
     batches = iter(dataset)
