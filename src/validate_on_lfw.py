@@ -42,7 +42,7 @@ def main(args):
         print(f'Skipped {len(skipped)} image pairs with missing images, e.g. {skipped[0][1]}')
 
     start = time.perf_counter()
-    model = facenet.load_model(os.path.expanduser(args.model))
+    model = facenet.load_model(os.path.expanduser(args.model), precision=args.precision)
     load_seconds = time.perf_counter() - start
     if model.image_size is not None and model.image_size != args.image_size:
         sys.exit(f'{args.model}: the model takes {model.image_size}x{model.image_size} images, '
@@ -142,6 +142,9 @@ def parse_arguments(argv):
                         help='Write every number (per fold, ROC curve, timings) to this JSON file.')
     parser.add_argument('--save_embeddings', type=str, metavar='FILE.npz',
                         help='Write the embeddings (paths, embeddings, found, issame) to this .npz file.')
+    parser.add_argument('--precision', choices=['float32', 'bfloat16'], default='float32',
+                        help='Compute the embeddings in bfloat16: about twice as fast on CPUs with AVX512-BF16 '
+                             'and on recent GPUs, with slightly different numbers (see README).')
     return parser.parse_args(argv)
 
 

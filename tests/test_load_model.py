@@ -144,3 +144,18 @@ def test_keras_facenet_layer_names_map_onto_original_names():
     assert scope('Block8_6_Branch_1_Conv2d_0c_3x1_BatchNorm') == 'Block8/Branch_1/Conv2d_0c_3x1/BatchNorm'
     assert scope('Mixed_7a_Branch_3_MaxPool_1a_3x3') == 'Mixed_7a/Branch_3/MaxPool_1a_3x3'
     assert scope('Bottleneck_BatchNorm') == 'Bottleneck/BatchNorm'
+
+
+def test_bfloat16_precision_stays_close_to_the_reference(frozen_model_pb, lfw_dir, reference_dir, tmp_path):
+    fast = facenet.load_model(str(frozen_model_pb), precision='bfloat16')
+    names, crops, expected = reference_faces.aligned_reference_crops(lfw_dir, reference_dir)
+    embeddings = fast(crops).numpy()
+    assert embeddings.dtype == np.float32 and fast.embedding_size == 128
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    difference = np.abs(embeddings - expected).max()
+    assert 1e-5 < difference < 2e-2  # really computed in bfloat16, and still the same faces
+    with pytest.raises(ValueError, match='precision must be one of'):
+        facenet.load_model(str(frozen_model_pb), precision='float16')
+    (tmp_path / 'saved_model.pb').write_bytes(b'')
+    with pytest.raises(facenet.ModelLoadError, match='needs the network'):
+        facenet.load_model(str(tmp_path), precision='bfloat16')
