@@ -29,6 +29,7 @@ ENTRY_POINTS = {
     "facenet-compare": "compare",
     "facenet-freeze-graph": "freeze_graph",
     "facenet-generate-pairs": "generate_pairs",
+    "facenet-classifier": "classifier",
 }
 
 

@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO_ROOT, SRC
 
 CONTRACT_IMPORTS = ['facenet', 'lfw', 'align.detect_face', 'models.inception_resnet_v1']
-SCRIPTS = sorted(str(path.relative_to(REPO_ROOT)) for path in list(SRC.glob('*.py')) + list(SRC.glob('align/*.py'))
+SCRIPTS = sorted(str(path.relative_to(REPO_ROOT))
+                 for path in [*SRC.glob('*.py'), *SRC.glob('align/*.py'), *REPO_ROOT.glob('contributed/*.py')]
                  if "if __name__ == '__main__':" in path.read_text())
 
 
@@ -49,7 +50,8 @@ def test_original_imports_resolve_from_anywhere(installed_here, tmp_path):
 
 
 def test_every_script_runs_by_path_from_the_repo_root(installed_here):
-    assert 'src/align/align_dataset_mtcnn.py' in SCRIPTS and 'src/validate_on_lfw.py' in SCRIPTS
+    assert {'src/align/align_dataset_mtcnn.py', 'src/validate_on_lfw.py', 'src/classifier.py',
+            'contributed/export_embeddings.py'} <= set(SCRIPTS)
     runs = {script: subprocess.Popen([sys.executable, script, '--help'], cwd=REPO_ROOT, env=_clean_env(),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for script in SCRIPTS}
@@ -62,6 +64,7 @@ def test_every_script_runs_by_path_from_the_repo_root(installed_here):
 def test_console_commands_point_at_script_entry_functions(installed_here):
     points = {ep.name: ep for ep in importlib.metadata.entry_points(group='console_scripts')
               if ep.dist is not None and ep.dist.name == 'facenet-tf2'}
-    assert {'facenet-align', 'facenet-validate-lfw', 'facenet-compare', 'facenet-freeze-graph'} <= set(points)
+    assert {'facenet-align', 'facenet-validate-lfw', 'facenet-compare', 'facenet-freeze-graph',
+            'facenet-generate-pairs', 'facenet-classifier'} <= set(points)
     for ep in points.values():
         assert callable(ep.load()), ep.value

@@ -1,0 +1,117 @@
+# coding=utf-8
+"""Face detection and recognition in a few lines: the original contributed/face.py on TF2.
+
+A high-level container around MTCNN alignment, a facenet model and a classifier trained with
+src/classifier.py (the original's by François Gervais, after David Sandberg and shanren7):
+
+    import face                                      # with contributed/ on sys.path
+    recognition = face.Recognition(model='~/models/20170512-110547', classifier_model='my_classifier.pkl')
+    for f in recognition.identify(rgb_image):        # RGB uint8 [H, W, 3]
+        print(f.name, f.bounding_box)
+
+`Detection` finds and crops faces (Face.image: the aligned RGB uint8 crop), `Encoder` embeds a
+face, `Identifier` names an embedding with the classifier pickle, `Recognition` chains them.
+The model and classifier paths are arguments now; the module-level defaults are the original's
+paths beside the repository. The original's `debug` windows (cv2.imshow) are gone: the headless
+OpenCV has no windows.
+"""
+import os
+import pickle
+
+import numpy as np
+
+import facenet
+from align import detect_face
+from align.aligner import FACTOR, MINSIZE, THRESHOLD, crop_box, resize_like_imresize
+from classifier import classify
+from facenet_tf2.devices import configure_tensorflow
+
+gpu_memory_fraction = 0.3
+facenet_model_checkpoint = os.path.dirname(__file__) + '/../model_checkpoints/20170512-110547'
+classifier_model = os.path.dirname(__file__) + '/../model_checkpoints/my_classifier_1.pkl'
+
+STANDARDIZATIONS = {'prewhiten': facenet.prewhiten, 'fixed': facenet.fixed_image_standardization}
+
+
+class Face:
+    def __init__(self):
+        self.name = None
+        self.bounding_box = None
+        self.image = None
+        self.container_image = None
+        self.embedding = None
+
+
+class Recognition:
+    def __init__(self, model=facenet_model_checkpoint, classifier_model=classifier_model,  # pylint: disable=redefined-outer-name
+                 standardization='prewhiten', face_crop_size=160, face_crop_margin=32):
+        self.detect = Detection(face_crop_size, face_crop_margin)
+        self.encoder = Encoder(model, standardization)
+        self.identifier = Identifier(classifier_model) if classifier_model else None
+
+    def add_identity(self, image, person_name):
+        """The face of an image showing exactly one face, named and embedded (None otherwise)."""
+        faces = self.detect.find_faces(image)
+        if len(faces) == 1:
+            face = faces[0]
+            face.name = person_name
+            face.embedding = self.encoder.generate_embedding(face)
+            return faces
+        return None
+
+    def identify(self, image):
+        faces = self.detect.find_faces(image)
+        for face in faces:
+            face.embedding = self.encoder.generate_embedding(face)
+            face.name = self.identifier.identify(face) if self.identifier else None
+        return faces
+
+
+class Identifier:
+    def __init__(self, classifier_model=classifier_model):  # pylint: disable=redefined-outer-name
+        with open(os.path.expanduser(classifier_model), 'rb') as infile:
+            self.model, self.class_names = pickle.load(infile)
+
+    def identify(self, face):
+        if face.embedding is not None:
+            best_class, _ = classify(self.model, [face.embedding])
+            return self.class_names[best_class[0]]
+        return None
+
+
+class Encoder:
+    def __init__(self, model=facenet_model_checkpoint, standardization='prewhiten'):
+        self.model = facenet.load_model(os.path.expanduser(model))
+        self.standardize = STANDARDIZATIONS[standardization]
+
+    def generate_embedding(self, face):
+        return np.asarray(self.model(self.standardize(face.image)[np.newaxis].astype(np.float32)))[0]
+
+
+class Detection:
+    # face detection parameters of the original align script
+    minsize = MINSIZE
+    threshold = THRESHOLD
+    factor = FACTOR
+
+    def __init__(self, face_crop_size=160, face_crop_margin=32):
+        configure_tensorflow(gpu_memory_fraction=gpu_memory_fraction)
+        self.pnet, self.rnet, self.onet = detect_face.create_mtcnn(None, None)
+        self.face_crop_size = face_crop_size
+        self.face_crop_margin = face_crop_margin
+
+    def find_faces(self, image):
+        """Every face MTCNN finds in an RGB uint8 image, cropped with the margin and resized."""
+        faces = []
+        bounding_boxes, _ = detect_face.detect_face(image, self.minsize, self.pnet, self.rnet, self.onet,
+                                                    self.threshold, self.factor)
+        for bb in bounding_boxes:
+            box = crop_box(bb[0:4], self.face_crop_margin, image.shape)
+            if box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            face = Face()
+            face.container_image = image
+            face.bounding_box = box
+            face.image = resize_like_imresize(image[box[1]:box[3], box[0]:box[2], :], self.face_crop_size)
+            faces.append(face)
+        return faces
