@@ -3,7 +3,7 @@
 Per image, exactly as the original script: detect with minsize 20, thresholds [0.6, 0.7, 0.7], factor
 0.709; keep the largest, most central face (area minus twice the squared offset of its centre from the
 image centre) or, with detect_multiple_faces, every face; crop the integer box det +- margin/2 clipped to
-the image; resize to image_size x image_size the way scipy.misc.imresize(..., 'bilinear') did (PIL
+the image; resize to image_size x image_size the way SciPy's old misc.imresize(..., 'bilinear') did (PIL
 BILINEAR on the uint8 crop); save as PNG under output_dir/<class>/<name>.png (<name>_<i>.png with
 detect_multiple_faces); write `path x1 y1 x2 y2` (or just `path` when no face was found) to
 bounding_boxes_NNNNN.txt.
@@ -62,7 +62,7 @@ def crop_box(det, margin, img_shape):
 
 
 def resize_like_imresize(image, image_size):
-    """scipy.misc.imresize(image, (image_size, image_size), interp='bilinear') on a uint8 image."""
+    """What SciPy's old misc.imresize(image, (image_size, image_size), interp='bilinear') did to a uint8 image."""
     return np.asarray(Image.fromarray(image).resize((image_size, image_size), Image.BILINEAR))
 
 

@@ -1,7 +1,7 @@
 """Reading images and the original's NumPy image helpers (prewhiten, crop, flip, load_data, ...).
 
 Every part of the project reads images through `read_image`, so alignment, evaluation and training
-see the same pixels: Pillow's decoder (what `scipy.misc.imread` and imageio used), RGB uint8 HxWx3.
+see the same pixels: Pillow's decoder (what SciPy's old `misc.imread` and imageio used), RGB uint8 HxWx3.
 """
 import os
 

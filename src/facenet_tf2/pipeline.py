@@ -97,8 +97,8 @@ def decode_image_file(path, unreadable=None):
 def random_rotate_image(image, seed, max_degrees=MAX_ROTATION_DEGREES):
     """Rotates about the centre by a uniform angle in [-max_degrees, max_degrees], black fill.
 
-    The original used scipy.misc.imrotate (bicubic); this is TensorFlow's bilinear projective
-    transform, so it needs neither scipy.misc nor tensorflow-addons and runs in the graph.
+    The original used SciPy's old misc.imrotate (bicubic); this is TensorFlow's bilinear projective
+    transform, so it needs neither SciPy's removed misc module nor TensorFlow Addons and runs in the graph.
     """
     angle = tf.random.stateless_uniform([], seed, -max_degrees, max_degrees) * (math.pi / 180.0)
     shape = tf.shape(image)

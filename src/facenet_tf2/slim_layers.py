@@ -1,4 +1,4 @@
-"""Keras 3 layers that reproduce the tf-slim building blocks of the original models.
+"""Keras 3 layers that reproduce the TF-Slim building blocks of the original models.
 
 The layers nest exactly like the original variable scopes, so a Keras variable's path is the
 original variable name without the model scope: `Repeat/block35_1/Branch_1/Conv2d_0b_3x3/kernel`
