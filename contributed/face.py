@@ -22,7 +22,7 @@ import numpy as np
 
 import facenet
 from align import detect_face
-from align.aligner import FACTOR, MINSIZE, THRESHOLD, crop_box, resize_like_imresize
+from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
 from classifier import classify
 from facenet_tf2.devices import configure_tensorflow
 
@@ -105,13 +105,11 @@ class Detection:
         faces = []
         bounding_boxes, _ = detect_face.detect_face(image, self.minsize, self.pnet, self.rnet, self.onet,
                                                     self.threshold, self.factor)
-        for bb in bounding_boxes:
-            box = crop_box(bb[0:4], self.face_crop_margin, image.shape)
-            if box[2] <= box[0] or box[3] <= box[1]:
-                continue
+        for crop, box in align_faces(image, bounding_boxes, self.face_crop_margin, self.face_crop_size,
+                                     detect_multiple_faces=True):
             face = Face()
             face.container_image = image
             face.bounding_box = box
-            face.image = resize_like_imresize(image[box[1]:box[3], box[0]:box[2], :], self.face_crop_size)
+            face.image = crop
             faces.append(face)
         return faces

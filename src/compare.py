@@ -17,7 +17,7 @@ import numpy as np
 
 import facenet
 from align import detect_face
-from align.aligner import FACTOR, MINSIZE, THRESHOLD, crop_box, resize_like_imresize
+from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
 from facenet_tf2.devices import configure_tensorflow
 from facenet_tf2.images import ImageReadError, fixed_image_standardization, prewhiten, read_image
 
@@ -69,13 +69,13 @@ def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, st
     detections = detect_face.detect_faces(list(readable.values()), MINSIZE, pnet, rnet, onet, THRESHOLD, FACTOR)
     img_list = []
     for (path, img), (bounding_boxes, _) in zip(readable.items(), detections):
-        if len(bounding_boxes) < 1:
+        # The original's choice: the first face MTCNN returns (not the align script's most central one).
+        aligned = align_faces(img, bounding_boxes[:1], margin, image_size, detect_multiple_faces=True)
+        if not aligned:
             print("can't detect face, remove ", path)
             image_paths.remove(path)
             continue
-        bb = crop_box(bounding_boxes[0, 0:4], margin, img.shape)
-        aligned = resize_like_imresize(img[bb[1]:bb[3], bb[0]:bb[2], :], image_size)
-        img_list.append(STANDARDIZATIONS[standardization](aligned))
+        img_list.append(STANDARDIZATIONS[standardization](aligned[0][0]))
     if not img_list:
         raise ValueError('no face found in any of the images')
     return np.stack(img_list).astype(np.float32)
