@@ -11,18 +11,21 @@ few images (--filter_min_nrof_images_per_class).
         ~/models/20170512-110547 casia_filtering.h5 --image_size 160 --batch_size 90
 
 Unlike the original: the file is written atomically and also under Python 3 (strings as UTF-8);
-an unreadable image is reported and gets a NaN distance instead of stopping the run; any batch
-size works; --use_fixed_image_standardization serves models trained with it (20180402-114759).
+the embeddings are saved in chunks beside it (FILE.parts/) as they are made, so a killed run
+continues where it stopped; an unreadable image is reported and gets a NaN distance instead of
+stopping the run; any batch size works; --use_fixed_image_standardization serves models trained
+with it (20180402-114759).
 """
 import argparse
 import os
+import shutil
 import sys
 
 import numpy as np
 
 import facenet
 from facenet_tf2.arguments import positive_int
-from facenet_tf2.embeddings import embed_images
+from facenet_tf2.embeddings import embed_images_resumably
 from facenet_tf2.model_io import find_model
 from facenet_tf2.pipeline import UnreadableImages
 from facenet_tf2.training.filtering import distance_to_center, write_filtering_metrics
@@ -46,10 +49,12 @@ def main(args):
     if model.image_size is not None and model.image_size != args.image_size:
         raise ValueError(f'{args.model_file}: the model takes {model.image_size}x{model.image_size} images, '
                          f'not --image_size {args.image_size}')
+    progress_dir = output + '.parts'
+    print(f'Embeddings are kept in {progress_dir} as they are made: if the run stops, the same command continues')
     unreadable = UnreadableImages()
-    embedded = embed_images(model, image_list, args.image_size, args.batch_size,
-                            use_fixed_image_standardization=args.use_fixed_image_standardization,
-                            unreadable=unreadable)
+    embedded = embed_images_resumably(model, image_list, args.image_size, args.batch_size, progress_dir,
+                                      use_fixed_image_standardization=args.use_fixed_image_standardization,
+                                      unreadable=unreadable)
     if unreadable:
         print(unreadable.summary())
     distances = distance_to_center(embedded.embeddings, label_list, embedded.found)
@@ -58,6 +63,7 @@ def main(args):
 
     print(f'Writing filtering data to {args.data_file_name}')
     write_filtering_metrics(output, dataset, image_list, label_list, distances)
+    shutil.rmtree(progress_dir)
     return distances
 
 

@@ -12,7 +12,9 @@ from PIL import Image
 import calculate_filtering_metrics
 import facenet
 from conftest import REPO_ROOT
+from images_fixtures import make_rgb
 from facenet_tf2.dataset import ImageClass
+from facenet_tf2.embeddings import embed_images, embed_images_resumably
 from facenet_tf2.files import PathError
 from facenet_tf2.images import read_image
 from facenet_tf2.training.filtering import (distance_to_center, filter_dataset, find_threshold,
@@ -65,6 +67,7 @@ def test_writes_the_original_keys_and_distances_to_the_class_centre(faces_dir, f
     labels = np.array(label_list)
     centres = np.stack([embeddings[labels == label].mean(axis=0) for label in range(len(IDENTITIES))])
     np.testing.assert_allclose(distances, np.linalg.norm(embeddings - centres[labels], axis=1), atol=2e-5)
+    assert not os.path.exists(str(metrics_file) + '.parts')  # the saved chunks are removed at the end
     impostor = image_list.index(str(faces_dir / IMPOSTOR[1]))
     genuine = np.delete(distances, impostor)
     assert distances[impostor] == distances.max() and distances[impostor] > 2 * genuine.max()
@@ -178,3 +181,42 @@ def test_script_user_errors_are_one_line(faces_dir, tmp_path):
         assert err.strip().splitlines()[-1] == f'calculate_filtering_metrics.py: {message}'
         assert 'Traceback' not in err
     assert not (tmp_path / 'out.h5').exists()
+
+
+class _ChannelMeans:
+    """A stand-in model: embeddings are the channel means; counts the images it sees and fails
+    (like a killed run) once it has seen `fail_after` images."""
+
+    def __init__(self, fail_after=None):
+        self.seen = 0
+        self.fail_after = fail_after
+
+    def __call__(self, images):
+        if self.fail_after is not None and self.seen >= self.fail_after:
+            raise KeyboardInterrupt
+        self.seen += int(images.shape[0])
+        return np.asarray(images).mean(axis=(1, 2))
+
+
+def test_embedding_resumes_from_the_saved_chunks(tmp_path):
+    paths = []
+    for i in range(10):
+        paths.append(str(tmp_path / f'{i}.png'))
+        Image.fromarray(make_rgb(20, 20, seed=i)).save(paths[-1])
+    (tmp_path / '4.png').write_text('not an image')
+    progress = tmp_path / 'progress'
+    with pytest.raises(KeyboardInterrupt):
+        embed_images_resumably(_ChannelMeans(fail_after=6), paths, 16, 2, progress, chunk_size=3,
+                               unreadable=facenet.UnreadableImages())
+    assert sorted(os.listdir(progress)) == ['chunk_000000.npz', 'chunk_000001.npz']
+    model = _ChannelMeans()
+    resumed = embed_images_resumably(model, paths, 16, 2, progress, chunk_size=3, unreadable=facenet.UnreadableImages())
+    assert model.seen == 4  # only the chunks after the two saved ones: images 6 to 9
+    whole = embed_images(_ChannelMeans(), paths, 16, 2, unreadable=facenet.UnreadableImages())
+    np.testing.assert_array_equal(resumed.embeddings, whole.embeddings)
+    np.testing.assert_array_equal(resumed.found, [i != 4 for i in range(10)])
+    assert resumed.nrof_embedded == whole.nrof_embedded == 10
+    # Saved chunks of another image list are not used.
+    model = _ChannelMeans()
+    embed_images_resumably(model, paths[::-1], 16, 2, progress, chunk_size=3, unreadable=facenet.UnreadableImages())
+    assert model.seen == 9
