@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -227,6 +228,22 @@ def test_easy_margin_applies_only_where_cos_is_positive():
     head.kernel.assign(np.stack([_unit(0.0), _unit(1.0)], axis=1).astype(np.float32))
     target = head(features, labels=np.zeros(2, np.int32)).numpy()[:, 0]
     np.testing.assert_allclose(target, [math.cos(0.8), math.cos(2.0)], atol=1e-6)
+
+
+@pytest.mark.parametrize('loss', losses.LOSSES)
+def test_heads_compute_in_float32_under_mixed_precision(loss):
+    keras.mixed_precision.set_global_policy('mixed_bfloat16')
+    try:
+        head = losses.make_classifier_head(loss, 4, 0.0)
+    finally:
+        keras.mixed_precision.set_global_policy('float32')
+    features = RNG.normal(size=(3, 8)).astype(np.float32)
+    logits = head(features, labels=np.array([0, 1, 3]))
+    assert logits.dtype == tf.float32 and head.kernel.dtype == 'float32'
+    reference = losses.make_classifier_head(loss, 4, 0.0)
+    reference.build(features.shape)
+    reference.set_weights(head.get_weights())
+    np.testing.assert_allclose(logits.numpy(), reference(features, labels=np.array([0, 1, 3])).numpy(), rtol=1e-6)
 
 
 def test_heads_trace_once_in_a_tf_function():

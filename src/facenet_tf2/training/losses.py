@@ -11,7 +11,8 @@ Classifier heads, chosen by `--loss`:
   arXiv:1801.07698), with insightface's handling past theta + m = pi;
 - cosface: s * (cos(theta) - m) on the target class (CosFace, arXiv:1801.09414).
 All three hold their class weights as `Logits/kernel` ([D, nrof_classes]), which
-slim_layers.original_name maps to the original `Logits/weights`.
+slim_layers.original_name maps to the original `Logits/weights`. They compute in float32 by
+default also under a mixed-precision policy (the layer before a softmax should).
 """
 import math
 
@@ -120,9 +121,9 @@ class SoftmaxHead(keras.layers.Dense):
     slim's weight decay, biases zero and not regularised. `labels` is accepted and ignored so
     that every head is called alike."""
 
-    def __init__(self, nrof_classes, weight_decay=0.0, name='Logits', **kwargs):
+    def __init__(self, nrof_classes, weight_decay=0.0, name='Logits', dtype='float32', **kwargs):
         super().__init__(nrof_classes, kernel_initializer='glorot_uniform', bias_initializer='zeros',
-                         kernel_regularizer=l2_regularizer(weight_decay), name=name, **kwargs)
+                         kernel_regularizer=l2_regularizer(weight_decay), name=name, dtype=dtype, **kwargs)
         self.weight_decay = weight_decay
 
     def call(self, inputs, labels=None):
@@ -140,8 +141,8 @@ class _MarginHead(keras.layers.Layer):
     validation loss). Without labels (evaluation, inference) it returns s * cos(theta).
     Subclasses define target_logit(target_cos), the target class's logit before scaling."""
 
-    def __init__(self, nrof_classes, margin_s, margin_m, weight_decay=0.0, name='Logits', **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(self, nrof_classes, margin_s, margin_m, weight_decay=0.0, name='Logits', dtype='float32', **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
         self.nrof_classes = nrof_classes
         self.margin_s = float(margin_s)
         self.margin_m = float(margin_m)
