@@ -275,7 +275,12 @@ _ORIGINAL = {
 def create_optimizer(name, learning_rate=0.1, **hparams):
     """The optimizer `facenet.train` builds for `--optimizer name`, with the original's constructor
     values unless overridden by TF1 constructor keywords (e.g. a reference's `optimizer_hparams`).
-    Set the learning rate later with `optimizer.learning_rate = value` (a variable assignment)."""
+    Set the learning rate later with `optimizer.learning_rate = value` (a variable assignment; inside a
+    tf.function pass the value as a tensor, a Python float retraces per value). Call
+    `optimizer.build(var_list)` before the first traced step: slots created while tracing make
+    tf.function trace twice and fail under MirroredStrategy. A non-trainable variable in the list (the
+    original's `centers`) is stepped like the others; its gradient needs `tape.watch`, since a tape
+    only watches trainable variables by itself."""
     if name not in _ORIGINAL:
         raise ValueError(f'unknown optimizer {name!r}, use one of {", ".join(OPTIMIZERS)}')
     cls, defaults = _ORIGINAL[name]
