@@ -243,24 +243,25 @@ def check(reference, arrays, pretrained_model, checker):
                            float(config.get('prelogits_norm_loss_factor', 0.0)),
                            float(config.get('center_loss_factor', 0.0)))
     step = trainer.train_step(loss_fn, details=True)
-    first_step = step
+    aligned_network = None
     if 'step1/prelogits' in arrays and float(config.get('prelogits_norm_loss_factor', 0.0)):
         correction, described = kink_ties(trainer, inputs, arrays['step1/prelogits'], checker.variable_tolerance)
         if described:
             print(f'     step 1: prelogits at |x|\'s kink, moved to the reference\'s side of 0: {described}')
-            network = trainer.network
-            trainer.network = _KinkAlignedNetwork(network, correction)
-            try:
-                first_step = trainer.train_step(loss_fn, name='kink-aligned', details=True)
-                first_step.get_concrete_function((inputs, labels), batch_size)
-            finally:
-                trainer.network = network
+            aligned_network = _KinkAlignedNetwork(trainer.network, correction)
     named = trainer.named_variables()
     for k, recorded in enumerate(reference['steps'], start=1):
         global_step = int(trainer.global_step.numpy())
         rate = learning_rate(config, global_step)
         trainer.set_learning_rate(rate)
-        results = (first_step if k == 1 else step)((inputs, labels), batch_size)
+        if k == 1 and aligned_network is not None:
+            network, trainer.network = trainer.network, aligned_network
+            try:
+                results = trainer.train_step(loss_fn, name='kink-aligned', details=True)((inputs, labels), batch_size)
+            finally:
+                trainer.network = network
+        else:
+            results = step((inputs, labels), batch_size)
         values = {key: np.asarray(value) for key, value in results.items() if key not in ('outputs', 'gradients')}
         values.update(learning_rate=np.float32(rate), global_step=trainer.global_step.numpy())
         for key, expected in recorded.items():

@@ -184,7 +184,13 @@ class Trainer:
         key = (name, details)
         if key not in self._step_functions:
             self._step_functions[key] = self._build_step(loss_fn, details)
-        return self._step_functions[key]
+        traced = self._step_functions[key]
+
+        def step(inputs, global_batch_size):
+            # A tensor, so that a smaller last batch does not trace the step again.
+            return traced(inputs, tf.constant(global_batch_size, tf.float32))
+        step.tracing_count = traced.experimental_get_tracing_count
+        return step
 
     def _build_step(self, loss_fn, details):
         strategy = self.strategy
