@@ -74,7 +74,7 @@ def check_input_file(path, what='file'):
     if not os.path.exists(expanded):
         raise UserError(f'{path}: no such {what}, check the path')
     if os.path.isdir(expanded):
-        raise UserError(f'{path}: is a folder, not a {what}; give the file')
+        raise UserError(f'{path}: is a folder, not a file; give the {what}')
     return expanded
 
 
