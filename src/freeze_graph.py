@@ -10,7 +10,6 @@ code feeds and fetches. model_dir may also be an original-format frozen .pb, a K
 """
 import argparse
 import os
-import sys
 
 from facenet_tf2.cli import check_output_dir, check_output_file, run_script
 from facenet_tf2.export import save_embedding_saved_model, save_keras, write_frozen_graph, write_tflite

@@ -121,7 +121,7 @@ def test_outputs_match_the_original_and_bad_files_are_reported(aligned, dataset,
     reasons = {Path(path).name: reason for path, reason in summary.errors}
     assert sorted(reasons) == ['empty.png', 'huge.png', 'text.jpg', 'truncated.jpg']
     assert 'empty' in reasons['empty.png'] and 'too large' in reasons['huge.png']
-    assert 'unreadable or failed: 4 (not recorded: the next run retries them)' in summary.lines()
+    assert '  unreadable or failed: 4 (not recorded: the next run retries them)' in summary.lines()
 
 
 def test_a_second_run_retries_only_the_failed_images(aligned, dataset):
