@@ -71,6 +71,7 @@ def test_keras_network_equals_the_inference_optimised_graph_image_by_image(name,
 
     model = named_models(name)  # the Keras network, any batch size
     assert (model.embedding_size, model.image_size, model.keras_model is not None) == (512, 160, True)
+    assert model.standardization == 'fixed'  # known for a name, not for a path
     embeddings = model(faces).numpy()
     assert embeddings.shape == (len(LFW_FACES), 512)
     assert np.abs(embeddings - expected).max() < TOLERANCE
@@ -82,6 +83,7 @@ def test_the_2017_model_by_name_is_the_shared_frozen_graph(frozen_model_pb, lfw_
     pretrained_file('20170512-110547')
     named = facenet.load_model('20170512-110547')
     graph = facenet.load_model(str(frozen_model_pb))
+    assert (named.standardization, graph.standardization) == ('prewhiten', None)
     faces = np.random.default_rng(3).standard_normal((3, 160, 160, 3)).astype(np.float32)
     assert named.embedding_size == 128 and np.abs(named(faces).numpy() - graph(faces).numpy()).max() < TOLERANCE
 

@@ -172,3 +172,16 @@ def test_missing_images_skip_their_pairs_with_one_warning(tmp_path, monkeypatch,
     assert (f'Warning: skipped {len(skipped)} of 24 pairs with a missing image ({" ".join(pairs[0])}'
             in printed)
     assert f'the figures are over the other {24 - len(skipped)} pairs (--strict stops instead)' in printed
+
+
+def test_embed_images_uses_the_models_own_standardisation_by_default(tmp_path):
+    data_dir = _faces(tmp_path / 'faces', nrof_identities=2, nrof_images=2)
+    paths = sorted(str(path) for path in data_dir.rglob('*.png'))
+    model = PooledPixels()
+    prewhitened = embed_images(model, paths, IMAGE_SIZE, 4).embeddings
+    fixed = embed_images(model, paths, IMAGE_SIZE, 4, use_fixed_image_standardization=True).embeddings
+    assert np.abs(fixed - prewhitened).max() > 1e-3
+    model.standardization = 'fixed'  # as load_model sets it for a pretrained name
+    np.testing.assert_array_equal(embed_images(model, paths, IMAGE_SIZE, 4).embeddings, fixed)
+    np.testing.assert_array_equal(embed_images(model, paths, IMAGE_SIZE, 4, use_fixed_image_standardization=False)
+                                  .embeddings, prewhitened)

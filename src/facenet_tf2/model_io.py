@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from facenet_tf2.inference import fold_batch_norm  # also registers the layers that .keras files name
-from facenet_tf2.pretrained import names_text, resolve_model
+from facenet_tf2.pretrained import names_text, resolve_model, standardization
 from facenet_tf2.weights import (ModelLoadError, build_keras_model, checkpoint_weights, frozen_graph_weights,
                                  get_model_filenames, is_inference_optimised, keras2_h5_weights, read_graph_def)
 
@@ -43,8 +43,9 @@ class EmbeddingModel:
     """Callable images [N, H, W, 3] -> L2-normalised float32 embeddings [N, D] (a tf.Tensor).
 
     Attributes: `embedding_size` (D), `image_size` (input side, or None when the format does not
-    say), `source` (the path it was loaded from) and `keras_model` (the Keras network, or None for
-    a frozen graph).
+    say), `source` (the path it was loaded from), `keras_model` (the Keras network, or None for
+    a frozen graph) and `standardization` ('fixed' or 'prewhiten' for a pretrained model name,
+    else None: the format does not say).
     """
 
     def __init__(self, function, embedding_size, image_size, source, keras_model=None, owner=None):
@@ -54,6 +55,7 @@ class EmbeddingModel:
         self.image_size = image_size
         self.source = source
         self.keras_model = keras_model
+        self.standardization = None
 
     def __call__(self, images):
         return self._function(tf.cast(images, tf.float32))
@@ -263,6 +265,13 @@ def load_model(model, input_map=None, precision='float32'):
     """
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, not {precision!r}')
+    embedding_model = _load_model(model, input_map, precision)
+    if embedding_model is not None:
+        embedding_model.standardization = standardization(model)
+    return embedding_model
+
+
+def _load_model(model, input_map, precision):
     kind, path = find_model(model)
     print(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
     if not tf.executing_eagerly() and not tf.inside_function():
