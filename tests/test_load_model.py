@@ -32,6 +32,7 @@ def marilyn(lfw_dir, reference_dir):
 def test_frozen_graph_reproduces_reference_embedding(graph_model, marilyn):
     images, expected = marilyn
     assert graph_model.embedding_size == 128 and graph_model.image_size == 160
+    assert graph_model.standardization is None  # a path does not say; a pretrained name does
     np.testing.assert_allclose(graph_model(images).numpy()[0], expected, atol=TOLERANCE, rtol=0)
 
 
@@ -177,12 +178,3 @@ def test_original_tf1_session_pattern_with_a_frozen_graph(frozen_model_pb, maril
     np.testing.assert_allclose(emb[0], expected, atol=TOLERANCE, rtol=0)
     assert 0.05 < np.sum(np.square(emb[0] - emb[1])) < 1.0
 
-
-def test_tf1_session_pattern_with_a_keras_h5(frozen_model_pb, marilyn):
-    """A format without a graph is exported as a frozen graph and imported the same way."""
-    images, expected = marilyn
-    with tf.Graph().as_default():
-        with tf.compat.v1.Session() as sess:
-            facenet.load_model(str(keras_facenet_h5()))
-            emb = sess.run('embeddings:0', feed_dict={'input:0': images, 'phase_train:0': False})
-    np.testing.assert_allclose(emb[0], expected, atol=TOLERANCE, rtol=0)

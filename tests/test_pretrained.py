@@ -79,13 +79,11 @@ def test_keras_network_equals_the_inference_optimised_graph_image_by_image(name,
     assert distances[0, 1] < 1.0 < min(distances[0, 2], distances[0, 3])  # Abel Pacheco twice, then others
 
 
-def test_the_2017_model_by_name_is_the_shared_frozen_graph(frozen_model_pb, lfw_dir):
-    pretrained_file('20170512-110547')
-    named = facenet.load_model('20170512-110547')
-    graph = facenet.load_model(str(frozen_model_pb))
-    assert (named.standardization, graph.standardization) == ('prewhiten', None)
-    faces = np.random.default_rng(3).standard_normal((3, 160, 160, 3)).astype(np.float32)
-    assert named.embedding_size == 128 and np.abs(named(faces).numpy() - graph(faces).numpy()).max() < TOLERANCE
+def test_the_2017_name_is_the_keras_facenet_h5():
+    """Its weights equal the shared frozen graph's (test_load_model.test_keras2_h5_conversion_...)."""
+    path = pretrained_file('20170512-110547')
+    assert model_io.find_model('20170512-110547') == ('h5', str(path))
+    assert path == pretrained.cached_path('20170512-110547') and path.name == 'facenet_keras.h5'
 
 
 @pytest.mark.parametrize('name', ['20180402-114759', '20180408-102900'])
