@@ -24,12 +24,10 @@ import pickle
 import sys
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
-from sklearn.svm import SVC
 
 import facenet
 from facenet_tf2.arguments import positive_int
+from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier, train_classifier
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.files import atomic_path
 from facenet_tf2.pipeline import UnreadableImages
@@ -44,9 +42,14 @@ def main(args):
     paths, labels = facenet.get_image_paths_and_labels(dataset)
     print('Number of classes: %d' % len(dataset))
     print('Number of images: %d' % len(paths))
+    classifier_filename_exp = os.path.expanduser(args.classifier_filename)
+    if args.mode == 'CLASSIFY':
+        svm, trained_class_names = load_classifier(classifier_filename_exp)
 
     print('Loading feature extraction model')
     model = facenet.load_model(os.path.expanduser(args.model))
+    if args.mode == 'CLASSIFY':
+        check_embedding_size(svm, model.embedding_size, classifier_filename_exp)  # before the slow embedding
     print('Calculating features for images')
     unreadable = UnreadableImages()
     embedded = embed_images(model, paths, args.image_size, args.batch_size,
@@ -58,7 +61,6 @@ def main(args):
     labels = np.asarray(labels)[embedded.found]
     class_names = [cls.name.replace('_', ' ') for cls in dataset]
 
-    classifier_filename_exp = os.path.expanduser(args.classifier_filename)
     if args.mode == 'TRAIN':
         print('Training classifier')
         svm = train_classifier(emb_array, labels)
@@ -67,8 +69,6 @@ def main(args):
         print('Saved classifier model to file "%s"' % classifier_filename_exp)
         return None
     print('Testing classifier')
-    with open(classifier_filename_exp, 'rb') as infile:
-        svm, trained_class_names = pickle.load(infile)
     print('Loaded classifier model from file "%s"' % classifier_filename_exp)
     predicted, probabilities = classify(svm, emb_array)
     for i, (index, probability) in enumerate(zip(predicted, probabilities)):
@@ -103,30 +103,6 @@ def split_dataset(dataset, min_nrof_images_per_class, nrof_train_images_per_clas
     return train_set, test_set
 
 
-def train_classifier(embeddings, labels):
-    """A linear SVM with Platt-scaled class probabilities, as the original's
-    SVC(kernel='linear', probability=True) (deprecated in scikit-learn 1.9): the sigmoid is fitted on
-    cross-validated decision values (up to 5 folds), the SVM on all images. An identity with a single
-    image leaves no held-out values, so then the sigmoid is fitted on the training decision values."""
-    labels = np.asarray(labels)
-    smallest = np.unique(labels, return_counts=True)[1].min()
-    if smallest >= 2:
-        model = CalibratedClassifierCV(SVC(kernel='linear'), ensemble=False, cv=min(5, smallest))
-    else:
-        everything = np.arange(len(labels))
-        model = CalibratedClassifierCV(FrozenEstimator(SVC(kernel='linear').fit(embeddings, labels)),
-                                       cv=[(everything, everything)])
-    return model.fit(embeddings, labels)
-
-
-def classify(svm, embeddings):
-    """(class index, its probability) of the most probable class for each embedding."""
-    predictions = svm.predict_proba(embeddings)
-    best = np.argmax(predictions, axis=1)
-    # predict_proba's columns are the classes seen in training, in sorted order.
-    return svm.classes_[best], predictions[np.arange(len(best)), best]
-
-
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('mode', type=str, choices=['TRAIN', 'CLASSIFY'],
@@ -159,7 +135,11 @@ def parse_arguments(argv):
 
 
 def cli():
-    main(parse_arguments(sys.argv[1:]))
+    # Local one-line errors; the shared script error helper (issue 10) can take this over.
+    try:
+        main(parse_arguments(sys.argv[1:]))
+    except (ValueError, OSError) as e:  # PathError and ModelLoadError are ValueErrors
+        sys.exit(f'classifier.py: {e}')
 
 
 if __name__ == '__main__':

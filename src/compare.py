@@ -16,12 +16,7 @@ import sys
 import numpy as np
 
 import facenet
-from align import detect_face
-from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
-from facenet_tf2.devices import configure_tensorflow
-from facenet_tf2.images import ImageReadError, fixed_image_standardization, prewhiten, read_image
-
-STANDARDIZATIONS = {'prewhiten': prewhiten, 'fixed': fixed_image_standardization}
+from facenet_tf2.faces import STANDARDIZATIONS, load_and_align_data
 
 
 def main(args):
@@ -44,41 +39,6 @@ def distance_matrix_text(emb):
         distances = np.sqrt(np.sum(np.square(emb[i] - emb), axis=1))
         lines.append('%1d  ' % i + ''.join('  %1.4f  ' % dist for dist in distances))
     return '\n'.join(lines)
-
-
-def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, standardization='prewhiten',
-                        networks=None):
-    """Aligned, standardised faces [N, image_size, image_size, 3], one per image of `image_paths`.
-    networks: the (pnet, rnet, onet) of detect_face.create_mtcnn, to reuse them across calls.
-
-    As the original, images without a face (and here unreadable ones) are reported and removed
-    from `image_paths`, so it lists the images the rows belong to. Raises ValueError when none is left.
-    """
-    if networks is None:
-        configure_tensorflow(gpu_memory_fraction=gpu_memory_fraction)
-        print('Creating networks and loading parameters')
-        networks = detect_face.create_mtcnn(None, None)
-    pnet, rnet, onet = networks
-    readable = {}
-    for path in list(image_paths):
-        try:
-            readable[path] = read_image(os.path.expanduser(path))
-        except ImageReadError as e:
-            print(f"can't read image, remove {path}: {e.problem}")
-            image_paths.remove(path)
-    detections = detect_face.detect_faces(list(readable.values()), MINSIZE, pnet, rnet, onet, THRESHOLD, FACTOR)
-    img_list = []
-    for (path, img), (bounding_boxes, _) in zip(readable.items(), detections):
-        # The original's choice: the first face MTCNN returns (not the align script's most central one).
-        aligned = align_faces(img, bounding_boxes[:1], margin, image_size, detect_multiple_faces=True)
-        if not aligned:
-            print("can't detect face, remove ", path)
-            image_paths.remove(path)
-            continue
-        img_list.append(STANDARDIZATIONS[standardization](aligned[0][0]))
-    if not img_list:
-        raise ValueError('no face found in any of the images')
-    return np.stack(img_list).astype(np.float32)
 
 
 def parse_arguments(argv):
