@@ -22,7 +22,8 @@ import numpy as np
 import facenet
 from align.aligner import FACTOR, MINSIZE, THRESHOLD
 from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier
-from facenet_tf2.faces import STANDARDIZATIONS, create_detector, find_faces
+from facenet_tf2.faces import create_detector, find_faces
+from facenet_tf2.images import STANDARDIZATIONS
 
 gpu_memory_fraction = 0.3
 facenet_model_checkpoint = os.path.dirname(__file__) + '/../model_checkpoints/20170512-110547'
@@ -41,9 +42,10 @@ class Face:
 class Recognition:
     def __init__(self, model=facenet_model_checkpoint, classifier_model=classifier_model,  # pylint: disable=redefined-outer-name
                  standardization='prewhiten', face_crop_size=160, face_crop_margin=32):
+        # The classifier first: a bad pickle is reported before the networks are built.
+        self.identifier = Identifier(classifier_model) if classifier_model else None
         self.detect = Detection(face_crop_size, face_crop_margin)
         self.encoder = Encoder(model, standardization)
-        self.identifier = Identifier(classifier_model) if classifier_model else None
         if self.identifier:
             check_embedding_size(self.identifier.model, self.encoder.model.embedding_size, classifier_model)
 

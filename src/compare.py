@@ -16,7 +16,8 @@ import sys
 import numpy as np
 
 import facenet
-from facenet_tf2.faces import STANDARDIZATIONS, load_and_align_data
+from facenet_tf2.arguments import add_standardization_argument
+from facenet_tf2.faces import load_and_align_data
 
 
 def main(args):
@@ -52,9 +53,7 @@ def parse_arguments(argv):
                         help='Margin for the crop around the bounding box (height, width) in pixels.', default=44)
     parser.add_argument('--gpu_memory_fraction', type=float,
                         help='Upper bound on the amount of GPU memory that will be used by the process.', default=1.0)
-    parser.add_argument('--standardization', choices=sorted(STANDARDIZATIONS), default='prewhiten',
-                        help="Image standardisation the model was trained with: 'prewhiten' (per-image, the "
-                             "original's, 20170512-110547) or 'fixed' ((x - 127.5) / 128, 20180402-114759).")
+    add_standardization_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -25,9 +25,9 @@ import sys
 import numpy as np
 
 import facenet
-from facenet_tf2.arguments import positive_int, str2bool
+from facenet_tf2.arguments import add_face_image_arguments, add_standardization_argument, positive_int
 from facenet_tf2.dataset import get_image_paths
-from facenet_tf2.faces import STANDARDIZATIONS, embed_image_files
+from facenet_tf2.faces import embed_image_files
 from facenet_tf2.files import PathError, atomic_path
 from facenet_tf2.gallery import (Gallery, ModelIdentity, embeddings_file_rows, folder_images, import_faiss,
                                  threshold_from_validation)
@@ -194,14 +194,12 @@ def parse_arguments(argv):
     commands = parser.add_subparsers(dest='command', required=True)
 
     def embedding_options(command, model_required):
+        # Adding and searching use the image size the index was built with.
+        add_face_image_arguments(command, is_aligned=False,
+                                 image_size_help='Image size (height, width) in pixels.' if model_required else None)
         command.add_argument('--model', type=str, required=model_required,
                              help='A model directory, a frozen .pb, a checkpoint folder, a SavedModel, .keras or .h5 '
                                   'file' + ('' if model_required else " (default: the index's model)"))
-        command.add_argument('--is_aligned', type=str2bool, default=False,
-                             help='True: the images are aligned face thumbnails; False (default): photos, aligned '
-                                  'on the fly.')
-        command.add_argument('--margin', type=int, default=44,
-                             help='Margin for the crop around the bounding box (height, width) in pixels.')
         command.add_argument('--batch_size', type=positive_int, default=100,
                              help='Number of images to process in a batch.')
 
@@ -215,11 +213,7 @@ def parse_arguments(argv):
                              help='For an embeddings .npy: the names of its rows (default: label_strings.npy beside it).')
         embedding_options(command, model_required=name == 'enroll')
         if name == 'enroll':
-            command.add_argument('--image_size', type=positive_int, default=160,
-                                 help='Image size (height, width) in pixels.')
-            command.add_argument('--standardization', choices=sorted(STANDARDIZATIONS), default='prewhiten',
-                                 help="'prewhiten' (per-image, 20170512-110547) or 'fixed' ((x - 127.5) / 128, "
-                                      "20180402-114759).")
+            add_standardization_argument(command)
     command = commands.add_parser('remove', help='remove people from an index')
     command.add_argument('index', type=str, help='The index file (.npz).')
     command.add_argument('names', type=str, nargs='+', help='Names of the people to remove.')

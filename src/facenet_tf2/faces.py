@@ -12,12 +12,8 @@ from align import detect_face
 from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
 from facenet_tf2.devices import configure_tensorflow
 from facenet_tf2.embeddings import embed_images
-from facenet_tf2.images import ImageReadError, fixed_image_standardization, prewhiten, read_image
+from facenet_tf2.images import STANDARDIZATIONS, ImageReadError, read_image
 from facenet_tf2.pipeline import UnreadableImages
-
-# 'prewhiten': per-image standardisation (the original's, 20170512-110547);
-# 'fixed': (x - 127.5) / 128 (20180402-114759).
-STANDARDIZATIONS = {'prewhiten': prewhiten, 'fixed': fixed_image_standardization}
 
 
 def create_detector(gpu_memory_fraction=1.0):
