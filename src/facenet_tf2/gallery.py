@@ -19,6 +19,7 @@ import zipfile
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from facenet_tf2.files import PathError, atomic_path
 
@@ -28,6 +29,9 @@ FORMAT_VERSION = 1
 # Embeddings of the fixed probe image by two runs of one model differ by float noise (bfloat16
 # inference: ~1e-2); those of two different models are unrelated (distance ~1.4).
 FINGERPRINT_TOLERANCE = 0.1
+
+# Multiply-adds below which exact search runs on one BLAS thread.
+SINGLE_THREAD_WORK = 64 << 20
 
 # Galleries from this size on get a FAISS IVF index; below it a flat one (exact) is fast enough.
 FAISS_IVF_MIN_SIZE = 50_000
@@ -201,7 +205,7 @@ class Gallery:
         if not len(self):
             raise ValueError('the gallery is empty; enrol people first')
         probes = np.ascontiguousarray(np.asarray(probes, np.float32).reshape(-1, self.model.embedding_size))
-        k = min(k, len(self.identities))
+        k = min(k, len(self.names))  # every name has images: remove() drops the name with its last one
         # Enough nearest images to hold k distinct identities whatever the order.
         nrof_images = min(len(self), k * int(np.bincount(self.labels).max()))
         if self._searcher is None or self._searcher.backend != backend:
@@ -235,6 +239,12 @@ class ExactSearch:
         self.squared_norms = np.einsum('ij,ij->i', embeddings, embeddings)
 
     def nearest(self, probes, m):
+        # A few probes are too little work to share among BLAS threads: waking them costs more than
+        # it saves, many times more on a busy machine (measured: 8x slower single-probe search).
+        with threadpool_limits(1 if len(probes) * self.embeddings.size < SINGLE_THREAD_WORK else None):
+            return self._nearest(probes, m)
+
+    def _nearest(self, probes, m):
         block = max(1, (32 << 20) // max(len(self.embeddings), 1))
         distances, rows = [], []
         for start in range(0, len(probes), block):
@@ -262,7 +272,9 @@ def import_faiss():
 class FaissSearch:
     """Nearest rows with FAISS, by inner product, which orders L2-normalised embeddings as the
     Euclidean distance does (|p - g|^2 = 2 - 2 p.g): a flat (exact) index, or from
-    FAISS_IVF_MIN_SIZE rows an IVF index of about 4 sqrt(N) lists, nprobe of them searched."""
+    FAISS_IVF_MIN_SIZE rows an IVF index of sqrt(N) lists, nprobe of them searched (default
+    nlist/16). sqrt(N) lists, at the low end of FAISS' advice, keep k-means short on a CPU (about
+    10 s for a million embeddings on 2 cores)."""
     backend = 'faiss'
 
     def __init__(self, embeddings):
@@ -271,7 +283,7 @@ class FaissSearch:
         if len(embeddings) < FAISS_IVF_MIN_SIZE:
             self.index = faiss.IndexFlatIP(dimension)
         else:
-            nlist = int(4 * np.sqrt(len(embeddings)))
+            nlist = int(np.sqrt(len(embeddings)))
             self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist,
                                             faiss.METRIC_INNER_PRODUCT)
             # k-means on a sample (FAISS' own advice: 39 to 256 points per list).
@@ -292,7 +304,14 @@ class FaissSearch:
             self.index.nprobe = value
 
     def nearest(self, probes, m):
-        similarities, rows = self.index.search(probes, m)
+        faiss = import_faiss()
+        threads = faiss.omp_get_max_threads()
+        if len(probes) * self.index.ntotal * self.index.d < SINGLE_THREAD_WORK:  # as ExactSearch
+            faiss.omp_set_num_threads(1)
+        try:
+            similarities, rows = self.index.search(probes, m)
+        finally:
+            faiss.omp_set_num_threads(threads)
         squared = self.squared_norms[np.maximum(rows, 0)] - 2 * similarities
         squared += np.einsum('ij,ij->i', probes, probes)[:, np.newaxis]
         return squared, rows  # rows of -1: fewer than m found (an IVF search that visited few lists)
