@@ -13,13 +13,14 @@ for small galleries, an inverted-file index (IVF) for large ones. Open-set ident
 whose nearest identity lies beyond the threshold is unknown; `threshold_from_validation` reads the
 threshold from a validate_on_lfw.py --json result.
 """
+import functools
 import json
 import os
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from facenet_tf2.files import PathError, atomic_path
 
@@ -30,8 +31,8 @@ FORMAT_VERSION = 1
 # inference: ~1e-2); those of two different models are unrelated (distance ~1.4).
 FINGERPRINT_TOLERANCE = 0.1
 
-# Multiply-adds below which exact search runs on one BLAS thread.
-SINGLE_THREAD_WORK = 64 << 20
+# Multiply-adds of a search for which BLAS is held to one thread (below the range it uses one anyway).
+MULTI_THREAD_WORK = (1 << 20, 64 << 20)
 
 # Galleries from this size on get a FAISS IVF index; below it a flat one (exact) is fast enough.
 FAISS_IVF_MIN_SIZE = 50_000
@@ -228,6 +229,12 @@ class Gallery:
         return results
 
 
+@functools.lru_cache(maxsize=1)
+def blas_threads():
+    """One ThreadpoolController: making one inspects every loaded library (about 0.3 ms)."""
+    return ThreadpoolController()
+
+
 class ExactSearch:
     """Nearest rows by squared Euclidean distance, |p|^2 + |g|^2 - 2 p.g, one matrix product per
     block of probes (blocks keep the distance matrix near 128 MB)."""
@@ -241,7 +248,10 @@ class ExactSearch:
     def nearest(self, probes, m):
         # A few probes are too little work to share among BLAS threads: waking them costs more than
         # it saves, many times more on a busy machine (measured: 8x slower single-probe search).
-        with threadpool_limits(1 if len(probes) * self.embeddings.size < SINGLE_THREAD_WORK else None):
+        work = len(probes) * self.embeddings.size
+        if not MULTI_THREAD_WORK[0] <= work < MULTI_THREAD_WORK[1]:  # below: BLAS uses one thread anyway
+            return self._nearest(probes, m)
+        with blas_threads().limit(limits=1, user_api='blas'):
             return self._nearest(probes, m)
 
     def _nearest(self, probes, m):
@@ -304,14 +314,12 @@ class FaissSearch:
             self.index.nprobe = value
 
     def nearest(self, probes, m):
-        faiss = import_faiss()
-        threads = faiss.omp_get_max_threads()
-        if len(probes) * self.index.ntotal * self.index.d < SINGLE_THREAD_WORK:  # as ExactSearch
-            faiss.omp_set_num_threads(1)
-        try:
+        work = len(probes) * self.index.ntotal * self.index.d
+        if MULTI_THREAD_WORK[0] <= work < MULTI_THREAD_WORK[1]:  # as ExactSearch
+            with blas_threads().limit(limits=1, user_api='openmp'):
+                similarities, rows = self.index.search(probes, m)
+        else:
             similarities, rows = self.index.search(probes, m)
-        finally:
-            faiss.omp_set_num_threads(threads)
         squared = self.squared_norms[np.maximum(rows, 0)] - 2 * similarities
         squared += np.einsum('ij,ij->i', probes, probes)[:, np.newaxis]
         return squared, rows  # rows of -1: fewer than m found (an IVF search that visited few lists)
