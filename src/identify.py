@@ -105,7 +105,7 @@ def search(args):
 
 def gallery_rows(gallery, labels_file):
     """(names, paths, embeddings or None) of a gallery folder or embeddings file, checked before any model runs."""
-    gallery = os.path.expanduser(gallery)
+    gallery = os.path.abspath(os.path.expanduser(gallery))  # enrolled paths must not depend on the working directory
     if gallery.endswith('.npy'):
         return embeddings_file_rows(gallery, labels_file and os.path.expanduser(labels_file))
     return (*folder_images(gallery), None)
