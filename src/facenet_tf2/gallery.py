@@ -213,7 +213,11 @@ class Gallery:
             self._searcher = make_searcher(self.embeddings, backend)
         if nprobe is not None:
             self._searcher.nprobe = nprobe
-        squared, rows = self._searcher.nearest(probes, nrof_images)
+        _, rows = self._searcher.nearest(probes, nrof_images)
+        # The distances again, directly: |p|^2 + |g|^2 - 2 p.g loses float32 precision near 0
+        # (a probe's own image came out at 3e-4).
+        difference = self.embeddings[np.maximum(rows, 0)] - probes[:, np.newaxis]
+        squared = np.einsum('pmd,pmd->pm', difference, difference)
         results = []
         for probe_squared, probe_rows in zip(squared, rows):
             matches, seen = [], set()
