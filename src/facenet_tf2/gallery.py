@@ -62,6 +62,7 @@ class ModelIdentity:
 
     @classmethod
     def of(cls, model, image_size, standardization):
+        # Here, not at the top: faces needs TensorFlow and MTCNN, searching an index does not.
         from facenet_tf2.faces import standardize  # pylint: disable=import-outside-toplevel
         probe = standardize(fingerprint_image(image_size)[np.newaxis], standardization)
         return cls(str(model.source), model.embedding_size, image_size, standardization,
@@ -125,9 +126,9 @@ class Gallery:
 
     @property
     def identities(self):
-        """Names with at least one image, in enrolment order."""
-        counts = np.bincount(self.labels, minlength=len(self.names))
-        return [name for name, count in zip(self.names, counts) if count]
+        """The people enrolled, in enrolment order (each has at least one image: remove() drops a
+        name with its images)."""
+        return list(self.names)
 
     def add(self, names, paths, embeddings):
         """Adds rows (one name and path per embedding); rows whose path is already enrolled are
@@ -206,7 +207,7 @@ class Gallery:
         if not len(self):
             raise ValueError('the gallery is empty; enrol people first')
         probes = np.ascontiguousarray(np.asarray(probes, np.float32).reshape(-1, self.model.embedding_size))
-        k = min(k, len(self.names))  # every name has images: remove() drops the name with its last one
+        k = min(k, len(self.names))
         # Enough nearest images to hold k distinct identities whatever the order.
         nrof_images = min(len(self), k * int(np.bincount(self.labels).max()))
         if self._searcher is None or self._searcher.backend != backend:
