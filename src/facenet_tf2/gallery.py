@@ -214,20 +214,21 @@ class Gallery:
             self._searcher = make_searcher(self.embeddings, backend)
         if nprobe is not None:
             self._searcher.nprobe = nprobe
-        _, rows = self._searcher.nearest(probes, nrof_images)
-        # The distances again, directly: |p|^2 + |g|^2 - 2 p.g loses float32 precision near 0
-        # (a probe's own image came out at 3e-4).
-        difference = self.embeddings[np.maximum(rows, 0)] - probes[:, np.newaxis]
-        squared = np.einsum('pmd,pmd->pm', difference, difference)
+        rows = self._searcher.nearest(probes, nrof_images)
         results = []
-        for probe_squared, probe_rows in zip(squared, rows):
+        for probe, probe_rows in zip(probes, rows):
+            probe_rows = probe_rows[probe_rows >= 0]  # -1: an IVF search found fewer
+            # The distances again, directly: |p|^2 + |g|^2 - 2 p.g loses float32 precision near 0
+            # (a probe's own image came out at 3e-4).
+            difference = self.embeddings[probe_rows] - probe
+            squared = np.einsum('md,md->m', difference, difference)
             matches, seen = [], set()
-            for squared_distance, row in zip(probe_squared, probe_rows):
-                if row < 0 or self.labels[row] in seen:
-                    continue
+            for squared_distance, row in zip(squared, probe_rows):
                 label = self.labels[row]
+                if label in seen:
+                    continue
                 seen.add(label)
-                matches.append(Match(self.names[label], float(np.sqrt(max(squared_distance, 0.0))), self.paths[row]))
+                matches.append(Match(self.names[label], float(np.sqrt(squared_distance)), self.paths[row]))
                 if len(matches) == k:
                     break
             results.append(SearchResult(matches, threshold))
@@ -241,8 +242,8 @@ def blas_threads():
 
 
 class ExactSearch:
-    """Nearest rows by squared Euclidean distance, |p|^2 + |g|^2 - 2 p.g, one matrix product per
-    block of probes (blocks keep the distance matrix near 128 MB)."""
+    """Nearest rows by squared Euclidean distance, ranked by |g|^2 - 2 p.g (|p|^2 is the same for
+    every row), one matrix product per block of probes (blocks keep the matrix near 128 MB)."""
     backend = 'exact'
     nprobe = None
 
@@ -261,18 +262,16 @@ class ExactSearch:
 
     def _nearest(self, probes, m):
         block = max(1, (32 << 20) // max(len(self.embeddings), 1))
-        distances, rows = [], []
+        rows = []
         for start in range(0, len(probes), block):
             chunk = probes[start:start + block]
-            squared = self.squared_norms[np.newaxis] - 2 * (chunk @ self.embeddings.T)
-            squared += np.einsum('ij,ij->i', chunk, chunk)[:, np.newaxis]
-            nearest = np.argpartition(squared, m - 1, axis=1)[:, :m] if m < squared.shape[1] else \
-                np.broadcast_to(np.arange(squared.shape[1]), squared.shape)
-            chunk_distances = np.take_along_axis(squared, nearest, axis=1)
+            ranking = self.squared_norms[np.newaxis] - 2 * (chunk @ self.embeddings.T)
+            nearest = np.argpartition(ranking, m - 1, axis=1)[:, :m] if m < ranking.shape[1] else \
+                np.broadcast_to(np.arange(ranking.shape[1]), ranking.shape)
+            chunk_distances = np.take_along_axis(ranking, nearest, axis=1)
             order = np.argsort(chunk_distances, axis=1)
-            distances.append(np.take_along_axis(chunk_distances, order, axis=1))
             rows.append(np.take_along_axis(nearest, order, axis=1))
-        return np.concatenate(distances), np.concatenate(rows)
+        return np.concatenate(rows)
 
 
 def import_faiss():
@@ -289,7 +288,7 @@ class FaissSearch:
     Euclidean distance does (|p - g|^2 = 2 - 2 p.g): a flat (exact) index, or from
     FAISS_IVF_MIN_SIZE rows an IVF index of sqrt(N) lists, nprobe of them searched (default
     nlist/16). sqrt(N) lists, at the low end of FAISS' advice, keep k-means short on a CPU (about
-    10 s for a million embeddings on 2 cores)."""
+    15 s to build the index of a million embeddings on a busy 2-core machine)."""
     backend = 'faiss'
 
     def __init__(self, embeddings):
@@ -306,7 +305,6 @@ class FaissSearch:
             self.index.train(embeddings[np.sort(sample)])
         self.index.add(embeddings)
         self.nprobe = max(1, getattr(self.index, 'nlist', 16) // 16)
-        self.squared_norms = np.einsum('ij,ij->i', embeddings, embeddings)
 
     @property
     def nprobe(self):
@@ -322,12 +320,8 @@ class FaissSearch:
         work = len(probes) * self.index.ntotal * self.index.d
         if MULTI_THREAD_WORK[0] <= work < MULTI_THREAD_WORK[1]:  # as ExactSearch
             with blas_threads().limit(limits=1, user_api='openmp'):
-                similarities, rows = self.index.search(probes, m)
-        else:
-            similarities, rows = self.index.search(probes, m)
-        squared = self.squared_norms[np.maximum(rows, 0)] - 2 * similarities
-        squared += np.einsum('ij,ij->i', probes, probes)[:, np.newaxis]
-        return squared, rows  # rows of -1: fewer than m found (an IVF search that visited few lists)
+                return self.index.search(probes, m)[1]
+        return self.index.search(probes, m)[1]  # rows of -1: fewer than m found (an IVF search that visited few lists)
 
 
 def make_searcher(embeddings, backend='exact'):
