@@ -30,6 +30,7 @@ ENTRY_POINTS = {
     "facenet-freeze-graph": "freeze_graph",
     "facenet-generate-pairs": "generate_pairs",
     "facenet-classifier": "classifier",
+    "facenet-identify": "identify",
 }
 
 
@@ -53,6 +54,6 @@ setup(
     py_modules=TOP_LEVEL_MODULES,
     packages=["facenet_tf2", "facenet_tf2.training", "align", "models"],
     install_requires=read_requirements(),
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8"], "faiss": ["faiss-cpu"]},
     entry_points={"console_scripts": existing_entry_points()},
 )

@@ -25,13 +25,12 @@ import time
 import numpy as np
 
 import facenet
-from align import detect_face
-from compare import load_and_align_data
 from facenet_tf2 import pretrained
 from facenet_tf2.arguments import positive_int, str2bool
 from facenet_tf2.cli import check_output_dir, run_script
 from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images
+from facenet_tf2.faces import create_detector, embed_unaligned
 from facenet_tf2.files import atomic_path
 from facenet_tf2.pipeline import UnreadableImages
 
@@ -52,7 +51,8 @@ def main(args):
             print(unreadable.summary())
         emb_array, kept = embedded.embeddings[embedded.found], embedded.found
     else:
-        emb_array, kept = embed_unaligned(model, image_list, args, standardization)
+        emb_array, kept = embed_unaligned(model, image_list, args.image_size, args.margin, args.image_batch,
+                                          standardization, networks=create_detector(args.gpu_memory_fraction))
     print('Run time: ', time.time() - start_time)
 
     labels = np.asarray(label_list)[kept]
@@ -64,26 +64,6 @@ def main(args):
             np.save(f, array)
     print(f'Saved {len(labels)} embeddings to {args.embeddings_name}, {args.labels_name}, {args.labels_strings_name}'
           f' in {output_dir}')
-
-
-def embed_unaligned(model, image_list, args, standardization='prewhiten'):
-    """Embeddings of the first face of each image, and the mask of images that had one."""
-    networks = detect_face.create_mtcnn(None, None)
-    rows, kept = [], np.zeros(len(image_list), bool)
-    for start in range(0, len(image_list), args.image_batch):
-        batch = image_list[start:start + args.image_batch]
-        with_face = list(batch)  # load_and_align_data removes the images without a face from it
-        try:
-            images = load_and_align_data(with_face, args.image_size, args.margin, args.gpu_memory_fraction,
-                                         standardization, networks=networks)
-        except ValueError:  # no face in any image of the batch
-            continue
-        rows.append(np.asarray(model(images)))
-        with_face = set(with_face)
-        kept[start:start + len(batch)] = [path in with_face for path in batch]
-        print('Completed batch', start // args.image_batch + 1, 'of', -(-len(image_list) // args.image_batch))
-    embedding_size = model.embedding_size
-    return (np.concatenate(rows) if rows else np.zeros((0, embedding_size), np.float32)), kept
 
 
 def parse_arguments(argv):

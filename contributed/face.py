@@ -16,21 +16,18 @@ paths beside the repository. The original's `debug` windows (cv2.imshow) are gon
 OpenCV has no windows.
 """
 import os
-import pickle
 
 import numpy as np
 
 import facenet
-from align import detect_face
-from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
-from classifier import classify
-from facenet_tf2.devices import configure_tensorflow
+from align.aligner import FACTOR, MINSIZE, THRESHOLD
+from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier
+from facenet_tf2.faces import create_detector, find_faces
+from facenet_tf2.images import STANDARDIZATIONS
 
 gpu_memory_fraction = 0.3
 facenet_model_checkpoint = os.path.dirname(__file__) + '/../model_checkpoints/20170512-110547'
 classifier_model = os.path.dirname(__file__) + '/../model_checkpoints/my_classifier_1.pkl'
-
-STANDARDIZATIONS = {'prewhiten': facenet.prewhiten, 'fixed': facenet.fixed_image_standardization}
 
 
 class Face:
@@ -45,9 +42,12 @@ class Face:
 class Recognition:
     def __init__(self, model=facenet_model_checkpoint, classifier_model=classifier_model,  # pylint: disable=redefined-outer-name
                  standardization='prewhiten', face_crop_size=160, face_crop_margin=32):
+        # The classifier first: a bad pickle is reported before the networks are built.
+        self.identifier = Identifier(classifier_model) if classifier_model else None
         self.detect = Detection(face_crop_size, face_crop_margin)
         self.encoder = Encoder(model, standardization)
-        self.identifier = Identifier(classifier_model) if classifier_model else None
+        if self.identifier:
+            check_embedding_size(self.identifier.model, self.encoder.model.embedding_size, classifier_model)
 
     def add_identity(self, image, person_name):
         """The face of an image showing exactly one face, named and embedded (None otherwise)."""
@@ -69,8 +69,7 @@ class Recognition:
 
 class Identifier:
     def __init__(self, classifier_model=classifier_model):  # pylint: disable=redefined-outer-name
-        with open(os.path.expanduser(classifier_model), 'rb') as infile:
-            self.model, self.class_names = pickle.load(infile)
+        self.model, self.class_names = load_classifier(classifier_model)
 
     def identify(self, face):
         if face.embedding is not None:
@@ -95,18 +94,15 @@ class Detection:
     factor = FACTOR
 
     def __init__(self, face_crop_size=160, face_crop_margin=32):
-        configure_tensorflow(gpu_memory_fraction=gpu_memory_fraction)
-        self.pnet, self.rnet, self.onet = detect_face.create_mtcnn(None, None)
+        self.pnet, self.rnet, self.onet = create_detector(gpu_memory_fraction)
         self.face_crop_size = face_crop_size
         self.face_crop_margin = face_crop_margin
 
     def find_faces(self, image):
         """Every face MTCNN finds in an RGB uint8 image, cropped with the margin and resized."""
         faces = []
-        bounding_boxes, _ = detect_face.detect_face(image, self.minsize, self.pnet, self.rnet, self.onet,
-                                                    self.threshold, self.factor)
-        for crop, box in align_faces(image, bounding_boxes, self.face_crop_margin, self.face_crop_size,
-                                     detect_multiple_faces=True):
+        for crop, box, _ in find_faces([image], (self.pnet, self.rnet, self.onet), self.face_crop_margin,
+                                       self.face_crop_size)[0]:
             face = Face()
             face.container_image = image
             face.bounding_box = box

@@ -23,14 +23,12 @@ import os
 import pickle
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
-from sklearn.svm import SVC
 
 import facenet
 from facenet_tf2 import pretrained
 from facenet_tf2.arguments import positive_int
-from facenet_tf2.cli import UserError, check_input_file, check_output_file, run_script
+from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier, train_classifier
+from facenet_tf2.cli import UserError, check_output_file, run_script
 from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.files import atomic_path
@@ -43,7 +41,7 @@ def main(args):
     if args.mode == 'TRAIN':
         check_output_file(args.classifier_filename)
     else:
-        svm, trained_class_names = read_classifier(args.classifier_filename)
+        svm, trained_class_names = load_classifier(classifier_filename_exp)
     dataset = select_dataset(args)
     empty = [cls.name for cls in dataset if not cls.image_paths]
     if empty:
@@ -60,6 +58,8 @@ def main(args):
 
     print('Loading feature extraction model')
     model = facenet.load_model(args.model)
+    if args.mode == 'CLASSIFY':
+        check_embedding_size(svm, model.embedding_size, classifier_filename_exp)  # before the slow embedding
     print('Calculating features for images')
     unreadable = UnreadableImages()
     embedded = embed_images(model, paths, args.image_size, args.batch_size,
@@ -88,22 +88,6 @@ def main(args):
     return accuracy
 
 
-def read_classifier(filename):
-    """(classifier, class names) from a pickle written by TRAIN mode; a UserError if it is not one."""
-    check_input_file(filename, 'classifier pickle (write it with TRAIN mode)')
-    try:
-        with open(os.path.expanduser(filename), 'rb') as infile:
-            content = pickle.load(infile)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as e:
-        raise UserError(f'{filename}: not a classifier pickle ({type(e).__name__}: {e}), '
-                        'write one with TRAIN mode') from None
-    if not (isinstance(content, tuple) and len(content) == 2 and hasattr(content[0], 'predict_proba')
-            and isinstance(content[1], (list, tuple))):
-        raise UserError(f'{filename}: holds a {type(content).__name__}, not the (classifier, class names) that TRAIN '
-                        'mode writes; train one with TRAIN mode')
-    return content
-
-
 def select_dataset(args):
     """The identities to embed: the training or test part of a split of data_dir, --test_data_dir
     when classifying with one, or all of data_dir."""
@@ -127,30 +111,6 @@ def split_dataset(dataset, min_nrof_images_per_class, nrof_train_images_per_clas
             train_set.append(facenet.ImageClass(cls.name, paths[:nrof_train_images_per_class]))
             test_set.append(facenet.ImageClass(cls.name, paths[nrof_train_images_per_class:]))
     return train_set, test_set
-
-
-def train_classifier(embeddings, labels):
-    """A linear SVM with Platt-scaled class probabilities, as the original's
-    SVC(kernel='linear', probability=True) (deprecated in scikit-learn 1.9): the sigmoid is fitted on
-    cross-validated decision values (up to 5 folds), the SVM on all images. An identity with a single
-    image leaves no held-out values, so then the sigmoid is fitted on the training decision values."""
-    labels = np.asarray(labels)
-    smallest = np.unique(labels, return_counts=True)[1].min()
-    if smallest >= 2:
-        model = CalibratedClassifierCV(SVC(kernel='linear'), ensemble=False, cv=min(5, smallest))
-    else:
-        everything = np.arange(len(labels))
-        model = CalibratedClassifierCV(FrozenEstimator(SVC(kernel='linear').fit(embeddings, labels)),
-                                       cv=[(everything, everything)])
-    return model.fit(embeddings, labels)
-
-
-def classify(svm, embeddings):
-    """(class index, its probability) of the most probable class for each embedding."""
-    predictions = svm.predict_proba(embeddings)
-    best = np.argmax(predictions, axis=1)
-    # predict_proba's columns are the classes seen in training, in sorted order.
-    return svm.classes_[best], predictions[np.arange(len(best)), best]
 
 
 def parse_arguments(argv):

@@ -14,28 +14,22 @@ default); an unreadable image is reported and left out like an image without a f
 any image is a clear error, not a crash. An image given twice keeps a row of its own.
 """
 import argparse
-import os
 
 import numpy as np
 
 import facenet
-from align import detect_face
-from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
 from facenet_tf2 import pretrained
-from facenet_tf2.cli import UserError, check_input_file, run_script
-from facenet_tf2.devices import configure_tensorflow
-from facenet_tf2.images import ImageReadError, fixed_image_standardization, prewhiten, read_image
-
-STANDARDIZATIONS = {'prewhiten': prewhiten, 'fixed': fixed_image_standardization}
+from facenet_tf2.arguments import add_standardization_argument, resolve_standardization
+from facenet_tf2.cli import check_input_file, run_script
+from facenet_tf2.faces import load_and_align_data
 
 
 def main(args):
     for image_file in args.image_files:
         check_input_file(image_file, 'image file')
-    standardization = args.standardization or pretrained.standardization(args.model, 'prewhiten')
     model = facenet.load_model(args.model)
     images = load_and_align_data(args.image_files, args.image_size, args.margin, args.gpu_memory_fraction,
-                                 standardization)
+                                 resolve_standardization(args.standardization, args.model))
     emb = model(images).numpy()
 
     print('Images:')
@@ -54,43 +48,6 @@ def distance_matrix_text(emb):
     return '\n'.join(lines)
 
 
-def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, standardization='prewhiten',
-                        networks=None):
-    """Aligned, standardised faces [N, image_size, image_size, 3], one per image of `image_paths`.
-    networks: the (pnet, rnet, onet) of detect_face.create_mtcnn, to reuse them across calls.
-
-    As the original, images without a face (and here unreadable ones) are reported and removed
-    from `image_paths`, so it lists the images the rows belong to; a path given twice keeps both
-    rows. Raises UserError when none is left.
-    """
-    if networks is None:
-        configure_tensorflow(gpu_memory_fraction=gpu_memory_fraction)
-        print('Creating networks and loading parameters')
-        networks = detect_face.create_mtcnn(None, None)
-    pnet, rnet, onet = networks
-    readable = []  # (path, image), one per entry of image_paths: a dict would merge duplicates
-    for path in image_paths:
-        try:
-            readable.append((path, read_image(os.path.expanduser(path))))
-        except ImageReadError as e:
-            print(f"can't read image, remove {path}: {e.problem}")
-    detections = detect_face.detect_faces([img for _, img in readable], MINSIZE, pnet, rnet, onet, THRESHOLD,
-                                          FACTOR)
-    kept, img_list = [], []
-    for (path, img), (bounding_boxes, _) in zip(readable, detections):
-        # The original's choice: the first face MTCNN returns (not the align script's most central one).
-        aligned = align_faces(img, bounding_boxes[:1], margin, image_size, detect_multiple_faces=True)
-        if not aligned:
-            print("can't detect face, remove ", path)
-            continue
-        kept.append(path)
-        img_list.append(STANDARDIZATIONS[standardization](aligned[0][0]))
-    image_paths[:] = kept
-    if not img_list:
-        raise UserError('no face found in any of the images, give photos with a visible face')
-    return np.stack(img_list).astype(np.float32)
-
-
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('model', type=str,
@@ -103,10 +60,7 @@ def parse_arguments(argv):
                         help='Margin for the crop around the bounding box (height, width) in pixels.', default=44)
     parser.add_argument('--gpu_memory_fraction', type=float,
                         help='Upper bound on the amount of GPU memory that will be used by the process.', default=1.0)
-    parser.add_argument('--standardization', choices=sorted(STANDARDIZATIONS), default=None,
-                        help="Image standardisation the model was trained with: 'prewhiten' (per-image, the "
-                             "original's, 20170512-110547) or 'fixed' ((x - 127.5) / 128, 20180402-114759). "
-                             "Default: the pretrained model's own, else prewhiten.")
+    add_standardization_argument(parser)
     return parser.parse_args(argv)
 
 

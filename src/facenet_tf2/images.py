@@ -84,6 +84,11 @@ def fixed_image_standardization(x):
     return (np.asarray(x, dtype=np.float32) - 127.5) / 128.0
 
 
+# The standardisations models were trained with: 'prewhiten' (per-image, the original's,
+# 20170512-110547) and 'fixed' ((x - 127.5) / 128, 20180402-114759).
+STANDARDIZATIONS = {'prewhiten': prewhiten, 'fixed': fixed_image_standardization}
+
+
 def crop(image, random_crop, image_size):
     """Central (or, with random_crop, randomly shifted) image_size square crop.
 

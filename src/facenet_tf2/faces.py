@@ -1,0 +1,123 @@
+"""Faces in photos: MTCNN detection, the aligner's crop, and embeddings of the crops or of image files.
+
+compare.py, export_embeddings.py, face.py, cluster.py, predict.py, identify.py and the other
+contributed tools all go from photos (or aligned thumbnails) to embeddings through here, with the
+original align script's detector settings and crop (align.aligner).
+"""
+import os
+
+import numpy as np
+
+from align import detect_face
+from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
+from facenet_tf2.cli import UserError
+from facenet_tf2.devices import configure_tensorflow
+from facenet_tf2.embeddings import embed_images
+from facenet_tf2.images import STANDARDIZATIONS, ImageReadError, read_image
+from facenet_tf2.pipeline import UnreadableImages
+
+
+def create_detector(gpu_memory_fraction=1.0):
+    """The (pnet, rnet, onet) of MTCNN, TensorFlow configured first as the original scripts did."""
+    configure_tensorflow(gpu_memory_fraction=gpu_memory_fraction)
+    return detect_face.create_mtcnn(None, None)
+
+
+def find_faces(images, networks, margin, image_size, min_probability=0.0):
+    """Every face MTCNN finds in each RGB uint8 image, cropped with `margin` and resized to
+    image_size: per image a list of (crop uint8 [S, S, 3], crop box [4], detection probability),
+    in MTCNN's order. Faces scoring below min_probability are left out."""
+    detections = detect_face.detect_faces(list(images), MINSIZE, *networks, THRESHOLD, FACTOR)
+    found = []
+    for img, (bounding_boxes, _) in zip(images, detections):
+        faces = []
+        for row in bounding_boxes[bounding_boxes[:, 4] >= min_probability]:
+            # One box at a time, so each crop keeps its probability (a box clipping to nothing has no crop).
+            faces += [(crop, box, float(row[4])) for crop, box in
+                      align_faces(img, row[np.newaxis], margin, image_size, detect_multiple_faces=True)]
+        found.append(faces)
+    return found
+
+
+def standardize(crops, standardization='prewhiten'):
+    """Aligned uint8 crops [N, S, S, 3] -> the float32 input the model was trained on."""
+    standardize_one = STANDARDIZATIONS[standardization]
+    return np.stack([standardize_one(crop) for crop in crops]).astype(np.float32)
+
+
+def embed_crops(model, crops, standardization='prewhiten', batch_size=100):
+    """Embeddings [N, D] of aligned uint8 crops."""
+    rows = [np.asarray(model(standardize(crops[start:start + batch_size], standardization)))
+            for start in range(0, len(crops), batch_size)]
+    return np.concatenate(rows) if rows else np.zeros((0, model.embedding_size), np.float32)
+
+
+def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, standardization='prewhiten',
+                        networks=None):
+    """Aligned, standardised faces [N, image_size, image_size, 3], one per image of `image_paths`
+    (compare.py's). networks: the (pnet, rnet, onet) of create_detector, to reuse them across calls.
+
+    As the original, images without a face (and here unreadable ones) are reported and removed
+    from `image_paths`, so it lists the images the rows belong to; a path given twice keeps both
+    rows. Raises UserError when none is left.
+    """
+    if networks is None:
+        print('Creating networks and loading parameters')
+        networks = create_detector(gpu_memory_fraction)
+    readable = []  # (path, image), one per entry of image_paths: a dict would merge duplicates
+    for path in image_paths:
+        try:
+            readable.append((path, read_image(os.path.expanduser(path))))
+        except ImageReadError as e:
+            print(f"can't read image, remove {path}: {e.problem}")
+    kept, crops = [], []
+    for (path, _), faces in zip(readable, find_faces([image for _, image in readable], networks, margin, image_size)):
+        # The original's choice: the first face MTCNN returns (not the align script's most central one).
+        if not faces:
+            print("can't detect face, remove ", path)
+            continue
+        kept.append(path)
+        crops.append(faces[0][0])
+    image_paths[:] = kept
+    if not crops:
+        raise UserError('no face found in any of the images, give photos with a visible face')
+    return standardize(crops, standardization)
+
+
+def embed_unaligned(model, image_paths, image_size, margin, batch_size, standardization='prewhiten', networks=None):
+    """Embeddings of the first face of each photo, and the mask of photos that had one (unreadable
+    photos and photos without a face are reported and get found=False)."""
+    networks = networks or create_detector()
+    rows, kept = [], np.zeros(len(image_paths), bool)
+    for start in range(0, len(image_paths), batch_size):
+        batch = list(image_paths[start:start + batch_size])
+        with_face = list(batch)  # load_and_align_data removes the images without a face from it
+        try:
+            images = load_and_align_data(with_face, image_size, margin, 1.0, standardization, networks=networks)
+        except ValueError:  # no face in any image of the batch
+            continue
+        rows.append(np.asarray(model(images)))
+        with_face = set(with_face)
+        kept[start:start + len(batch)] = [path in with_face for path in batch]
+    return (np.concatenate(rows) if rows else np.zeros((0, model.embedding_size), np.float32)), kept
+
+
+def embed_image_files(model, image_paths, image_size=160, batch_size=100, is_aligned=True, margin=44,
+                      standardization='prewhiten', networks=None):
+    """(embeddings [M, D], found [N]): the embeddings of the images of `image_paths` that could be
+    used, in order, and which ones they are. Aligned thumbnails go through the tf.data pipeline
+    (embed_images); photos are aligned on the fly (first face, `margin`). Unreadable images and
+    photos without a face are reported and left out."""
+    if not is_aligned:
+        return embed_unaligned(model, image_paths, image_size, margin, batch_size, standardization, networks)
+    if not image_paths:
+        return np.zeros((0, model.embedding_size), np.float32), np.zeros(0, bool)
+    unreadable = UnreadableImages()
+    try:
+        embedded = embed_images(model, image_paths, image_size, batch_size,
+                                use_fixed_image_standardization=standardization == 'fixed', unreadable=unreadable)
+    except ValueError:  # none could be read; each one was reported
+        return np.zeros((0, model.embedding_size), np.float32), np.zeros(len(image_paths), bool)
+    if unreadable:
+        print(unreadable.summary())
+    return embedded.embeddings[embedded.found], embedded.found
