@@ -53,7 +53,7 @@ def _link(folder, files):
 
 def _run_cli(module, argv, monkeypatch):
     """The one-line error a script's cli() exits with."""
-    monkeypatch.setattr(sys, 'argv', [module.__name__, *argv])
+    monkeypatch.setattr(sys, 'argv', [module.__file__, *argv])  # the script's own name starts the error line
     with pytest.raises(SystemExit) as exit_info:
         module.cli()
     message = str(exit_info.value.code)

@@ -164,7 +164,7 @@ def test_classifier_errors(inputs, no_model):
     assert message('TRAIN', inputs / 'empty', 'm', inputs / 'c.pkl').startswith(f'{inputs / "empty"}: no images')
     assert message('TRAIN', inputs / 'people', 'm', inputs / 'empty').startswith(f'{inputs / "empty"}: is a folder')
     assert message('CLASSIFY', inputs / 'people', 'm', inputs / 'nope.pkl').startswith(
-        f'{inputs / "nope.pkl"}: no such classifier pickle (write it with TRAIN mode)')
+        f'{inputs / "nope.pkl"}: no such classifier file; train one with classifier.py TRAIN')
     assert message('CLASSIFY', inputs / 'people', 'm', inputs / 'garbage.pkl').startswith(
         f'{inputs / "garbage.pkl"}: not a classifier pickle')
     assert message('TRAIN', inputs / 'people', 'm', inputs / 'c.pkl', '--use_split_dataset').startswith(
