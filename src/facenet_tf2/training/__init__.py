@@ -1,0 +1,1 @@
+"""The training core and the trainers' losses, sampling and triplet selection."""
