@@ -71,7 +71,7 @@ def original_candidates(embeddings, nrof_images_per_class, people_per_batch, alp
         pairs.append((a_idx, p_idx))
         pos.append(pos_dist_sqr)
         candidates.append(all_neg)
-        hardest.append(int(np.nanargmin(neg_dists_sqr)))
+        hardest.append(int(np.nanargmin(neg_dists_sqr)) if np.isfinite(neg_dists_sqr).any() else -1)
 
     original_loops(np.asarray(embeddings, np.float64), nrof_images_per_class, people_per_batch, alpha, on_pair)
     return np.array(pairs, np.int64).reshape(-1, 2), np.array(pos, np.float64), candidates, np.array(hardest, np.int64)

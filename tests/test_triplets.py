@@ -103,6 +103,18 @@ def test_float32_embeddings_are_selected_in_float64_as_train_does():
     assert candidate_lists(found) == [c.tolist() for c in candidates]
 
 
+def test_nan_embeddings_are_never_chosen_as_in_the_original():
+    """An image without an embedding (NaN) forms no pair and is no candidate; the rest is unchanged."""
+    emb = clustered_embeddings(7)
+    emb[[2, 8, len(emb) - 1]] = np.nan
+    for alpha in (0.2, 1.0):
+        found = triplets.triplet_candidates(emb, CLASS_SIZES, alpha, PEOPLE_PER_BATCH)
+        _, _, candidates, _ = original.original_candidates(emb, CLASS_SIZES, PEOPLE_PER_BATCH, alpha)
+        assert candidate_lists(found) == [c.tolist() for c in candidates]
+        chosen, _ = triplets.select_triplet_indices(emb, CLASS_SIZES, PEOPLE_PER_BATCH, alpha, np.random.RandomState(0))
+        assert len(chosen) and not set(chosen.ravel().tolist()) & {2, 8, len(emb) - 1}
+
+
 def test_no_pairs_and_no_candidates():
     emb = clustered_embeddings(5)
     found = triplets.triplet_candidates(emb, [1, 1, 0], 0.2)

@@ -83,13 +83,13 @@ def _near_thresholds(dist_sqr, rows, thresholds, tolerance):
     first = np.flatnonzero(np.diff(rows, prepend=-1))  # rows[] ascends: each row's thresholds are contiguous
     row_low = np.full(len(dist_sqr), np.inf)
     row_high = np.full(len(dist_sqr), -np.inf)
-    row_low[rows[first]] = np.minimum.reduceat(thresholds, first) - tolerance
-    row_high[rows[first]] = np.maximum.reduceat(thresholds, first) + tolerance
+    row_low[rows[first]] = np.fmin.reduceat(thresholds, first) - tolerance
+    row_high[rows[first]] = np.fmax.reduceat(thresholds, first) + tolerance
     in_range_rows, columns = np.nonzero((dist_sqr >= row_low[:, None]) & (dist_sqr <= row_high[:, None]))
     if not in_range_rows.size:
         return np.zeros(len(thresholds), bool)
-    base = row_low[rows].min()
-    band = row_high[rows].max() - base + 1.0
+    base = np.nanmin(row_low[rows])  # a NaN embedding (an unreadable image) has NaN thresholds
+    band = np.nanmax(row_high[rows]) - base + 1.0
     # Shifting into the bands rounds by a few ulps of the largest band offset; widen by far more.
     tolerance = tolerance + len(dist_sqr) * band * 1e-14
     line = np.sort(dist_sqr[in_range_rows, columns] - base + band * in_range_rows)
