@@ -51,7 +51,7 @@ setup(
     python_requires=">=3.10",
     package_dir={"": "src"},
     py_modules=TOP_LEVEL_MODULES,
-    packages=["facenet_tf2", "align", "models"],
+    packages=["facenet_tf2", "facenet_tf2.training", "align", "models"],
     install_requires=read_requirements(),
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": existing_entry_points()},

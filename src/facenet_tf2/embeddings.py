@@ -4,6 +4,8 @@ The pipeline decodes and standardises images in parallel threads and prefetches 
 the model runs, so the model never waits for input; any batch size works (the last batch is
 simply smaller), where the original required the number of images to be a multiple of it.
 """
+import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -11,7 +13,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from facenet_tf2.files import atomic_path
 from facenet_tf2.pipeline import FIXED_STANDARDIZATION, create_input_pipeline
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,3 +82,42 @@ def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_imag
     path_rows = np.array([rows[path] for path in image_paths], dtype=np.int64)
     return Embeddings(emb_array[path_rows], found[path_rows], nrof_files, time.perf_counter() - start, model_seconds,
                       input_wait_seconds)
+
+
+def embed_images_resumably(model, image_paths, image_size, batch_size, progress_dir, *, chunk_size=10000, **kwargs):
+    """embed_images (same arguments and result) in chunks of `chunk_size` paths, each finished
+    chunk saved atomically in `progress_dir`, so that a killed run, started again, embeds only the
+    chunks it had not finished. A saved chunk is used only if it holds the same paths; the caller
+    removes progress_dir once the result is stored. The times count only this run's chunks."""
+    os.makedirs(progress_dir, exist_ok=True)
+    start = time.perf_counter()
+    parts, nrof_resumed = [], 0
+    for first in range(0, len(image_paths), chunk_size):
+        paths = list(image_paths[first:first + chunk_size])
+        filename = os.path.join(progress_dir, f'chunk_{first // chunk_size:06d}.npz')
+        saved = _saved_chunk(filename, paths)
+        if saved is None:
+            part = embed_images(model, paths, image_size, batch_size, **kwargs)
+            with atomic_path(filename) as temporary:
+                np.savez(temporary, paths=np.array(paths), embeddings=part.embeddings, found=part.found,
+                         nrof_embedded=part.nrof_embedded)
+        else:
+            part = saved
+            nrof_resumed += len(paths)
+        parts.append(part)
+    if nrof_resumed:
+        log.info('%s: %d of %d images were embedded by an earlier run', progress_dir, nrof_resumed, len(image_paths))
+    return Embeddings(np.concatenate([part.embeddings for part in parts]), np.concatenate([part.found for part in parts]),
+                      sum(part.nrof_embedded for part in parts), time.perf_counter() - start,
+                      sum(part.model_seconds for part in parts), sum(part.input_wait_seconds for part in parts))
+
+
+def _saved_chunk(filename, paths):
+    """The Embeddings saved in `filename` if it exists, is readable and holds `paths`, else None."""
+    try:
+        with np.load(filename) as saved:
+            if saved['paths'].tolist() != paths:
+                return None
+            return Embeddings(saved['embeddings'], saved['found'], int(saved['nrof_embedded']), 0.0, 0.0, 0.0)
+    except (OSError, ValueError, KeyError):
+        return None

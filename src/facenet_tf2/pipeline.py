@@ -28,7 +28,7 @@ FLIP = 16
 MAX_ROTATION_DEGREES = 10.0
 
 
-def _options_without_autotuner():
+def options_without_autotuner():
     """AUTOTUNE parallelism stays at min(16, cores) and prefetch at its own on-demand buffer, with
     no autotuner thread: that thread sleeps ever longer between optimisation rounds and the
     iterator's destruction waits for it, 3 to 35 s at the end of an LFW evaluation, for no gain
@@ -154,19 +154,24 @@ def create_input_pipeline(image_paths, labels, control, image_size, batch_size, 
     if shuffle:
         dataset = dataset.shuffle(max(nrof_images, 1), seed=seed, reshuffle_each_iteration=True)
     image_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    dataset = tf.data.Dataset.zip((dataset, image_seeds))
+    dataset = tf.data.Dataset.zip((dataset, image_seeds)).map(lambda element, image_seed: (*element, image_seed))
+    dataset = decode_and_preprocess(dataset, image_size, unreadable, num_parallel_calls)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return dataset.with_options(options_without_autotuner())
 
-    def decode(element, image_seed):
-        path, label, image_control = element
+
+def decode_and_preprocess(dataset, image_size, unreadable=None, num_parallel_calls=tf.data.AUTOTUNE):
+    """Maps elements (path, label, control, seed [2], *extra) to (image, label, *extra): decoded in
+    parallel, unreadable files skipped into `unreadable` (if given), control bits applied."""
+
+    def decode(path, label, image_control, image_seed, *extra):
         image, ok = decode_image_file(path, unreadable)
-        return image, label, image_control, image_seed, ok
+        return image, label, image_control, image_seed, ok, *extra
 
-    def augment(image, label, image_control, image_seed, ok):
-        return preprocess_image(image, image_control, image_size, image_seed), label
+    def augment(image, label, image_control, image_seed, ok, *extra):
+        return preprocess_image(image, image_control, image_size, image_seed), label, *extra
 
     dataset = dataset.map(decode, num_parallel_calls=num_parallel_calls)
     if unreadable is not None:
-        dataset = dataset.filter(lambda image, label, image_control, image_seed, ok: ok)
-    dataset = dataset.map(augment, num_parallel_calls=num_parallel_calls)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-    return dataset.with_options(_options_without_autotuner())
+        dataset = dataset.filter(lambda image, label, image_control, image_seed, ok, *extra: ok)
+    return dataset.map(augment, num_parallel_calls=num_parallel_calls)

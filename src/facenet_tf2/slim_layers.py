@@ -31,9 +31,45 @@ def l2_regularizer(weight_decay):
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
 
 
+@keras.saving.register_keras_serializable(package='facenet')
+class SlimBatchNormalization(layers.BatchNormalization):
+    """Keras BatchNormalization with TF1's moving-variance update.
+
+    In training, TF1's fused batch norm (what slim used) normalises with the biased batch variance
+    but moves `moving_variance` towards the unbiased one, var * n / (n - 1), n the number of values
+    per channel; Keras moves it towards the biased one. With `synchronized` (set it on the layer,
+    for tf.distribute) the statistics and n span every replica's batch, as one device's would.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, 'float32'))
+        mean, variance = self._moments(inputs, None)
+        count = ops.cast(ops.prod(ops.take(ops.shape(inputs), self._reduction_axes)), inputs.dtype)
+        if self.synchronized:
+            count = count * _replicas_in_sync()
+        unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+        self.moving_mean.assign(self.moving_mean * self.momentum + ops.cast(mean, self.moving_mean.dtype)
+                                * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum
+                                    + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - self.momentum))
+        outputs = ops.batch_normalization(inputs, mean, variance, axis=self.axis,
+                                          offset=ops.cast(self.beta, inputs.dtype) if self.center else None,
+                                          scale=ops.cast(self.gamma, inputs.dtype) if self.scale else None,
+                                          epsilon=self.epsilon)
+        return ops.cast(outputs, self.compute_dtype)
+
+
+def _replicas_in_sync():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    context = tf.distribute.get_replica_context()
+    return float(context.num_replicas_in_sync) if context is not None else 1.0
+
+
 def batch_norm(name='BatchNorm', dtype=None):
-    return layers.BatchNormalization(momentum=BATCH_NORM_DECAY, epsilon=BATCH_NORM_EPSILON, center=True,
-                                     scale=False, name=name, dtype=dtype)
+    return SlimBatchNormalization(momentum=BATCH_NORM_DECAY, epsilon=BATCH_NORM_EPSILON, center=True,
+                                  scale=False, name=name, dtype=dtype)
 
 
 class _BatchNormed:

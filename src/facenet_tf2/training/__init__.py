@@ -1,1 +1,1 @@
-"""The training core and the trainers' losses, sampling and triplet selection."""
+"""The training core shared by train_softmax.py and train_tripletloss.py (see core.py)."""

@@ -1,0 +1,71 @@
+"""The original's model folder: name-based TF1 checkpoints, the metagraph and the `checkpoint` file.
+
+The original saved `tf.train.Saver(tf.trainable_variables(), max_to_keep=3)` to
+`model-<subdir>.ckpt-<step>` after every epoch and wrote `model-<subdir>.meta` once. The
+checkpoint here is the same V2 bundle under the same variable names (written by the SaveV2 kernel
+itself), so facenet.load_model, freeze_graph.py, tf.train.load_checkpoint and a TF1
+`Saver.restore` read it. The metagraph holds the variables, their saver and the original's
+`input` / `phase_train` placeholders. Every file is written under a temporary name and moved into
+place, the `checkpoint` state file last, so a killed run leaves the previous checkpoint intact.
+"""
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from facenet_tf2.files import atomic_path, write_bytes_atomically
+
+_DATA_SUFFIX = '.data-00000-of-00001'
+
+
+def checkpoint_prefix(model_dir, model_name, step):
+    return os.path.join(model_dir, f'model-{model_name}.ckpt-{int(step)}')
+
+
+def save_name_based_checkpoint(weights, model_dir, model_name, step, max_to_keep=3):
+    """Writes {original variable name: array} as `model-<model_name>.ckpt-<step>` in model_dir,
+    updates the `checkpoint` state file and keeps the newest `max_to_keep` checkpoints."""
+    prefix = checkpoint_prefix(model_dir, model_name, step)
+    temporary = os.path.join(model_dir, f'.tmp-{os.path.basename(prefix)}')
+    names = sorted(weights)
+    tf.raw_ops.SaveV2(prefix=temporary, tensor_names=names, shape_and_slices=[''] * len(names),
+                      tensors=[tf.convert_to_tensor(np.asarray(weights[name])) for name in names])
+    os.replace(temporary + _DATA_SUFFIX, prefix + _DATA_SUFFIX)
+    os.replace(temporary + '.index', prefix + '.index')  # a reader looks for the index: it goes last
+    kept = [p for p in _existing_checkpoints(model_dir, model_name) if p != os.path.basename(prefix)]
+    kept = (kept + [os.path.basename(prefix)])[-max_to_keep:]
+    _write_state(model_dir, kept)
+    for old in set(_existing_checkpoints(model_dir, model_name)) - set(kept):
+        for suffix in ('.index', _DATA_SUFFIX):
+            if os.path.exists(os.path.join(model_dir, old + suffix)):
+                os.remove(os.path.join(model_dir, old + suffix))
+    return prefix
+
+
+def _existing_checkpoints(model_dir, model_name):
+    pattern = re.compile(rf'^model-{re.escape(model_name)}\.ckpt-(\d+)\.index$')
+    found = [(int(m.group(1)), name[:-len('.index')]) for name in os.listdir(model_dir)
+             for m in [pattern.match(name)] if m]
+    return [name for _, name in sorted(found)]
+
+
+def _write_state(model_dir, checkpoints):
+    lines = [f'model_checkpoint_path: "{checkpoints[-1]}"'] + \
+            [f'all_model_checkpoint_paths: "{name}"' for name in checkpoints]
+    write_bytes_atomically(os.path.join(model_dir, 'checkpoint'), ('\n'.join(lines) + '\n').encode())
+
+
+def write_metagraph(weights, filename, image_size):
+    """The original's `model-<subdir>.meta`: a TF1 MetaGraphDef with a variable per entry of
+    `weights` (shapes and dtypes only: the values live in the checkpoints), the Saver that restores
+    them and the `input` and `phase_train` placeholders."""
+    with tf.Graph().as_default():
+        tf.compat.v1.placeholder(tf.float32, [None, image_size, image_size, 3], name='input')
+        tf.compat.v1.placeholder_with_default(False, [], name='phase_train')
+        variables = [tf.compat.v1.get_variable(name, shape=np.shape(value), dtype=tf.as_dtype(np.asarray(value).dtype),
+                                               initializer=tf.compat.v1.zeros_initializer(), use_resource=False)
+                     for name, value in sorted(weights.items())]
+        saver = tf.compat.v1.train.Saver(variables, max_to_keep=3)
+        with atomic_path(filename) as temporary:
+            saver.export_meta_graph(temporary)

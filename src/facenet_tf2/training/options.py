@@ -1,0 +1,129 @@
+"""The command-line flags both trainers share, with the original's names, defaults and meanings,
+and the checks that refuse a bad run before any model is built."""
+import argparse
+import sys
+import importlib
+import os
+
+from facenet_tf2.arguments import positive_int
+from facenet_tf2.runfiles import read_learning_rate_schedule
+from facenet_tf2.training.optimizers import OPTIMIZERS
+
+
+class TrainingInputError(ValueError):
+    """A training run that cannot start; the message says what is wrong and what to do."""
+
+
+def add_common_arguments(parser, batch_size, learning_rate_schedule_file):
+    """The flags train_softmax.py and train_tripletloss.py share (their defaults differ in
+    --batch_size and the schedule file only), plus this port's distribution and precision flags."""
+    add = parser.add_argument
+    add('--logs_base_dir', type=str, default='~/logs/facenet', help='Directory where to write event logs.')
+    add('--models_base_dir', type=str, default='~/models/facenet',
+        help='Directory where to write trained models and checkpoints.')
+    add('--gpu_memory_fraction', type=float, default=1.0,
+        help='Upper bound on the amount of GPU memory that will be used by the process (below 1: GPUs allocate '
+             'on demand).')
+    add('--pretrained_model', type=str,
+        help='Load a pretrained model before training starts: a checkpoint folder or prefix, a frozen .pb, '
+             '.h5 or .keras (anything facenet.load_model reads that carries the weights).')
+    add('--data_dir', type=str, default='~/datasets/casia/casia_maxpy_mtcnnalign_182_160',
+        help='Path to the data directory containing aligned face patches.')
+    add('--model_def', type=str, default='models.inception_resnet_v1',
+        help='Model definition. Points to a module containing the definition of the inference graph.')
+    add('--max_nrof_epochs', type=positive_int, default=500, help='Number of epochs to run.')
+    add('--batch_size', type=positive_int, default=batch_size, help='Number of images to process in a batch.')
+    add('--image_size', type=positive_int, default=160, help='Image size (height, width) in pixels.')
+    add('--epoch_size', type=positive_int, default=1000, help='Number of batches per epoch.')
+    add('--embedding_size', type=positive_int, default=128, help='Dimensionality of the embedding.')
+    add('--random_crop', action='store_true',
+        help='Performs random cropping of training images. If false, the center image_size pixels from the '
+             'training images are used. If the size of the images in the data directory is equal to image_size '
+             'no cropping is performed.')
+    add('--random_flip', action='store_true', help='Performs random horizontal flipping of training images.')
+    add('--keep_probability', type=float, default=1.0,
+        help='Keep probability of dropout for the fully connected layer(s).')
+    add('--weight_decay', type=float, default=0.0, help='L2 weight regularization.')
+    add('--optimizer', type=str, choices=OPTIMIZERS, default='ADAGRAD', help='The optimization algorithm to use.')
+    add('--learning_rate', type=float, default=0.1,
+        help='Initial learning rate. If set to a negative value a learning rate schedule can be specified in '
+             'the file given by --learning_rate_schedule_file.')
+    add('--learning_rate_decay_epochs', type=positive_int, default=100,
+        help='Number of epochs between learning rate decay.')
+    add('--learning_rate_decay_factor', type=float, default=1.0, help='Learning rate decay factor.')
+    add('--moving_average_decay', type=float, default=0.9999,
+        help='Exponential decay for tracking of training parameters.')
+    add('--seed', type=int, default=666, help='Random seed.')
+    add('--learning_rate_schedule_file', type=str, default=learning_rate_schedule_file,
+        help='File containing the learning rate schedule that is used when learning_rate is set to to -1.')
+    add('--lfw_pairs', type=str, default='data/pairs.txt', help='The file containing the pairs to use for validation.')
+    add('--lfw_dir', type=str, default='', help='Path to the data directory containing aligned face patches.')
+    add('--lfw_nrof_folds', type=positive_int, default=10,
+        help='Number of folds to use for cross validation. Mainly used for testing.')
+    # Beyond the original.
+    add('--distribution', choices=['auto', 'none', 'mirrored', 'multi_worker'], default='auto',
+        help='tf.distribute strategy: auto = MultiWorkerMirroredStrategy when TF_CONFIG is set, '
+             'MirroredStrategy over several GPUs, else one device.')
+    add('--sync_batch_norm', action='store_true',
+        help='BatchNorm statistics over the global batch (all replicas), as one device would compute them.')
+    add('--precision', choices=['float32', 'bfloat16', 'float16'], default='float32',
+        help='Compute precision (Keras mixed precision; weights stay float32; float16 uses loss scaling).')
+    add('--no_resume', action='store_true',
+        help='Start a new run even if an interrupted run with the same arguments can be resumed.')
+
+
+def check_common_arguments(args):
+    """Refuses, with one line each, what would fail later: run before building anything."""
+    data_dir = os.path.expanduser(args.data_dir)
+    if not os.path.isdir(data_dir):
+        raise TrainingInputError(f'--data_dir {args.data_dir}: no such folder; give the folder of aligned faces, '
+                                 'one sub-folder per identity')
+    try:
+        importlib.import_module(args.model_def)
+    except ImportError as e:
+        raise TrainingInputError(f'--model_def {args.model_def}: cannot import it ({e}); use e.g. '
+                                 'models.inception_resnet_v1, models.inception_resnet_v2, models.squeezenet or '
+                                 'models.dummy') from None
+    if args.learning_rate <= 0:
+        schedule = os.path.expanduser(args.learning_rate_schedule_file)
+        if not os.path.isfile(schedule):
+            raise TrainingInputError(f'--learning_rate_schedule_file {args.learning_rate_schedule_file}: no such file; '
+                                     'give a schedule file (see data/) or a positive --learning_rate')
+        try:
+            read_learning_rate_schedule(schedule)
+        except ValueError as e:
+            raise TrainingInputError(f'{e}; fix the schedule file') from None
+    if args.lfw_dir:
+        if not os.path.isdir(os.path.expanduser(args.lfw_dir)):
+            raise TrainingInputError(f'--lfw_dir {args.lfw_dir}: no such folder; give the aligned LFW folder or leave '
+                                     '--lfw_dir out')
+        if not os.path.isfile(os.path.expanduser(args.lfw_pairs)):
+            raise TrainingInputError(f'--lfw_pairs {args.lfw_pairs}: no such file, and --lfw_dir needs it; give the '
+                                     'pairs file (LFW pairs.txt or one from generate_pairs.py)')
+    if args.pretrained_model and not os.path.exists(os.path.expanduser(args.pretrained_model)) \
+            and not _is_checkpoint_prefix(os.path.expanduser(args.pretrained_model)):
+        raise TrainingInputError(f'--pretrained_model {args.pretrained_model}: no such file or folder')
+    if not 0.0 < args.keep_probability <= 1.0:
+        raise TrainingInputError(f'--keep_probability {args.keep_probability}: must be in (0, 1]')
+
+
+def _is_checkpoint_prefix(path):
+    return os.path.exists(path + '.index')
+
+
+def parser_for(description):
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def run_script(script, main, args):
+    """Runs a trainer's main(args); a user error ends it with one line `<script>: <problem>` and
+    exit status 1 (FACENET_TF2_DEBUG=1 shows the traceback instead)."""
+    from facenet_tf2.files import PathError  # pylint: disable=import-outside-toplevel
+    from facenet_tf2.training.run import NonFiniteLoss  # pylint: disable=import-outside-toplevel
+    try:
+        return main(args)
+    except (TrainingInputError, PathError, FileNotFoundError, NonFiniteLoss) as e:
+        if os.environ.get('FACENET_TF2_DEBUG'):
+            raise
+        print(f'{script}: {e}', file=sys.stderr)
+        sys.exit(1)
