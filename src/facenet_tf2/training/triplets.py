@@ -16,7 +16,7 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from facenet_tf2.pipeline import decode_image_file, preprocess_image
+from facenet_tf2.pipeline import decode_and_preprocess
 
 TripletCandidates = collections.namedtuple('TripletCandidates', 'pairs pos_dist_sqr offsets flat')
 TripletCandidates.__doc__ = """The original's candidate negatives of every anchor-positive pair.
@@ -214,11 +214,16 @@ def select_triplets(embeddings, nrof_images_per_class, image_paths, people_per_b
     return triplets, nrof_pairs, len(triplets)
 
 
-def triplet_loss(anchor, positive, negative, alpha):
-    """The original facenet.triplet_loss: mean over triplets of max(|a-p|^2 - |a-n|^2 + alpha, 0)."""
+def triplet_basic_loss(anchor, positive, negative, alpha):
+    """Per triplet |a-p|^2 - |a-n|^2 + alpha, as the original's graph computed it."""
     pos_dist = tf.reduce_sum(tf.square(tf.subtract(anchor, positive)), 1)
     neg_dist = tf.reduce_sum(tf.square(tf.subtract(anchor, negative)), 1)
-    return tf.reduce_mean(tf.maximum(tf.add(tf.subtract(pos_dist, neg_dist), alpha), 0.0), 0)
+    return tf.add(tf.subtract(pos_dist, neg_dist), alpha)
+
+
+def triplet_loss(anchor, positive, negative, alpha):
+    """The original facenet.triplet_loss: mean over triplets of max(|a-p|^2 - |a-n|^2 + alpha, 0)."""
+    return tf.reduce_mean(tf.maximum(triplet_basic_loss(anchor, positive, negative, alpha), 0.0), 0)
 
 
 # Online mining. Distances are squared Euclidean, like the original's loss, so --alpha means the
@@ -367,23 +372,14 @@ def pk_image_batches(dataset, people_per_batch, images_per_person, image_size, c
     """
     batch_size = people_per_batch * images_per_person
     seed_value = int(seed) if seed is not None else 0
-
-    def decode(path, label, position):
-        image, ok = decode_image_file(path, unreadable)
-        return image, label, position, ok
-
-    def augment(image, label, position, ok):
-        image_seed = tf.stack([tf.constant(seed_value, tf.int64), position])
-        return preprocess_image(image, control, image_size, image_seed), label
+    control = tf.constant(control, tf.int32)
 
     def one_batch(batch_index, paths_and_labels):
         image_paths, labels = paths_and_labels
         positions = batch_index * batch_size + tf.range(batch_size, dtype=tf.int64)
-        images = tf.data.Dataset.from_tensor_slices((image_paths, labels, positions))
-        images = images.map(decode, num_parallel_calls=num_parallel_calls)
-        if unreadable is not None:
-            images = images.filter(lambda image, label, position, ok: ok)
-        return images.map(augment, num_parallel_calls=num_parallel_calls).batch(batch_size)
+        seeds = tf.stack([tf.fill([batch_size], tf.constant(seed_value, tf.int64)), positions], 1)
+        images = tf.data.Dataset.from_tensor_slices((image_paths, labels, tf.fill([batch_size], control), seeds))
+        return decode_and_preprocess(images, image_size, unreadable, num_parallel_calls).batch(batch_size)
 
     indexed = tf.data.Dataset.zip((tf.data.Dataset.range(int(start), 2 ** 62),
                                    pk_batches(dataset, people_per_batch, images_per_person, seed, start)))
