@@ -102,10 +102,7 @@ def train_vggface(args, session, train_set, control, unreadable):
     embedder = SampleEmbedder(trainer, args.image_size, args.batch_size, control, unreadable)
     step_fn = trainer.train_step(offline_triplet_loss(args.alpha))
     position, empty_rounds = session.position, 0
-    for epoch in range(session.first_epoch, args.max_nrof_epochs + 1):
-        if session.learning_rate_stops(epoch):
-            print(f'The learning rate schedule ends before epoch {epoch}: training stops')
-            break
+    for epoch in session.epochs():
         batch_number, train_seconds, select_seconds = 0, 0.0, 0.0
         while batch_number < args.epoch_size:
             rng = np.random.default_rng([args.seed, position])
@@ -158,10 +155,7 @@ def train_online(args, session, train_set, control, unreadable):
     batches = iter(trainer.strategy.experimental_distribute_dataset(dataset))
     step_fn = trainer.train_step(online_triplet_loss(args.triplet_strategy, args.alpha))
     position = session.position
-    for epoch in range(session.first_epoch, args.max_nrof_epochs + 1):
-        if session.learning_rate_stops(epoch):
-            print(f'The learning rate schedule ends before epoch {epoch}: training stops')
-            break
+    for epoch in session.epochs():
         train_seconds = 0.0
         for batch_number in range(args.epoch_size):
             results = run.step(step_fn, batches, args.batch_size, epoch)
