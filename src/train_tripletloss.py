@@ -100,7 +100,7 @@ def train_vggface(args, session, train_set, control, unreadable):
         raise TrainingInputError(f'--batch_size {args.batch_size} must split into whole triplets over {replicas} '
                                  f'replicas: use a multiple of {3 * replicas}')
     embedder = SampleEmbedder(trainer, args.image_size, args.batch_size, control, unreadable)
-    step_fn = trainer.train_step(offline_triplet_loss(args.alpha))
+    step_fn = None
     position, empty_rounds = session.position, 0
     for epoch in session.epochs():
         batch_number, train_seconds, select_seconds = 0, 0.0, 0.0
@@ -131,9 +131,12 @@ def train_vggface(args, session, train_set, control, unreadable):
                 position += 1
                 continue
             labels = np.repeat(np.arange(len(nrof_images_per_class)), nrof_images_per_class)
-            batches = iter(trainer.strategy.experimental_distribute_dataset(triplet_batches(
+            distributed = trainer.strategy.experimental_distribute_dataset(triplet_batches(
                 image_paths, labels, triplets, control, args.image_size, args.batch_size,
-                round_seed(args.seed, position, 1))))
+                round_seed(args.seed, position, 1)))
+            if step_fn is None:  # traced once for every round's batches, the smaller last ones too
+                step_fn = trainer.train_step(offline_triplet_loss(args.alpha), input_spec=distributed.element_spec)
+            batches = iter(distributed)
             nrof_examples = 3 * len(triplets)
             for i in range(nrof_triplet_batches(len(triplets), args.batch_size)):
                 results = run.step(step_fn, batches, min(args.batch_size, nrof_examples - i * args.batch_size), epoch)
@@ -152,8 +155,11 @@ def train_online(args, session, train_set, control, unreadable):
     people = args.batch_size // args.images_per_person
     dataset = pk_image_batches(train_set, people, args.images_per_person, args.image_size, control, args.seed,
                                start=session.position, unreadable=unreadable)
-    batches = iter(trainer.strategy.experimental_distribute_dataset(dataset))
-    step_fn = trainer.train_step(online_triplet_loss(args.triplet_strategy, args.alpha))
+    distributed = trainer.strategy.experimental_distribute_dataset(dataset)
+    batches = iter(distributed)
+    # Batches shrink where unreadable files are left out: one trace for every batch size.
+    step_fn = trainer.train_step(online_triplet_loss(args.triplet_strategy, args.alpha),
+                                 input_spec=distributed.element_spec)
     position = session.position
     for epoch in session.epochs():
         train_seconds = 0.0
@@ -185,7 +191,8 @@ def main(args):
     unreadable = UnreadableImages()
     train = train_vggface if args.triplet_strategy == 'vggface' else train_online
     step_fn = train(args, session, train_set, control, unreadable)
-    print(f'The train step was traced {step_fn.tracing_count()} time(s)')
+    if step_fn is not None:
+        print(f'The train step was traced {step_fn.tracing_count()} time(s)')
     session.run.finish()
     return session.run.folders.model_dir
 
