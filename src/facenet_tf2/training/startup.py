@@ -76,6 +76,7 @@ def start_training(args, script_path, modules, stat_shapes, lfw_batch_size=100):
     folders = RunFolders(args, script_path)
     print(f'Model directory: {folders.model_dir}')
     print(f'Log directory: {folders.log_dir}')
+    keras.utils.set_random_seed(args.seed)  # the original's tf.set_random_seed: the same start for the same seed
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[args.precision])
     try:
         trainer = Trainer(strategy,

@@ -1,0 +1,222 @@
+"""train_softmax.py and the training core: fidelity to the original's training steps, the
+original's output layout, resume after SIGKILL, one trace, margin losses and bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training_fixtures import (REPO_ROOT, run_trainer, start_trainer, the_run_folder, tiny_run_arguments,
+                               write_face_folders)
+
+CHECKER = REPO_ROOT / 'benchmarks' / 'check_train_step.py'
+
+
+@pytest.fixture(scope='module')
+def faces(lfw_dir, tmp_path_factory):
+    return write_face_folders(lfw_dir, tmp_path_factory.mktemp('faces') / 'train')
+
+
+def _run_checker(reference_json):
+    return subprocess.run([sys.executable, str(CHECKER), str(reference_json)], capture_output=True, text=True,
+                          timeout=900, check=False, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+
+
+@pytest.mark.slow
+def test_training_steps_reproduce_the_original(reference_dir):
+    """Three steps of the original train_softmax graph (losses, gradients, BatchNorm moving
+    statistics, Logits, centres, EMA): every recorded quantity within tolerance."""
+    result = _run_checker(reference_dir / 'train_softmax' / 'reference_adagrad.json')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert ' 0 beyond tolerance' in result.stdout
+    compared = int(result.stdout.split(' quantities compared')[0].rsplit('\n', 1)[-1])
+    assert compared >= 80  # every scalar of 3 steps, the forward pass, gradients and variables
+
+
+@pytest.mark.slow
+def test_the_checker_reads_a_subset_and_fails_on_a_wrong_value(reference_dir, tmp_path):
+    """A reference of one step with only some arrays passes; the same with a Logits weight off
+    by 0.1% fails, naming it."""
+    source = reference_dir / 'train_softmax' / 'reference_adagrad.json'
+    reference = json.loads(source.read_text())
+    reference['steps'] = reference['steps'][:1]
+    arrays = dict(np.load(source.with_suffix('.npz')))
+    keep = {key: value for key, value in arrays.items()
+            if key in ('inputs', 'labels', 'init/Logits/weights', 'init/Logits/biases', 'step1/logits')
+            or key.startswith('after_step1/')}
+    for name, corrupt in (('subset', False), ('corrupt', True)):
+        if corrupt:
+            keep['after_step1/Logits/weights'] = keep['after_step1/Logits/weights'] * 1.001
+        (tmp_path / f'{name}.json').write_text(json.dumps(reference))
+        np.savez(tmp_path / f'{name}.npz', **keep)
+        result = _run_checker(tmp_path / f'{name}.json')
+        if corrupt:
+            assert result.returncode == 1, result.stdout[-2000:]
+            assert 'FAIL after_step1/Logits/weights' in result.stdout
+        else:
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+            assert 'after_step1/centers' in result.stdout
+
+
+def test_a_run_writes_the_original_layout_and_its_model_loads(faces, tmp_path, frozen_model_pb):
+    result = run_trainer('train_softmax.py', tiny_run_arguments(
+        faces, tmp_path, '--batch_size', 8, '--epoch_size', 2, '--max_nrof_epochs', 2, '--random_flip',
+        '--center_loss_factor', 0.01, '--prelogits_norm_loss_factor', 5e-4, '--weight_decay', 5e-4))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    run = the_run_folder(tmp_path)
+    subdir = run.name
+    for name in (f'model-{subdir}.meta', f'model-{subdir}.ckpt-4.index', f'model-{subdir}.ckpt-2.index', 'checkpoint',
+                 f'{subdir}.pb', f'{subdir}.keras'):
+        assert (run / name).exists(), name
+    logs = tmp_path / 'logs' / subdir
+    assert (logs / 'arguments.txt').exists() and (logs / 'revision_info.txt').exists()
+    assert list(logs.glob('events.out.tfevents.*'))
+    with h5py.File(logs / 'stat.h5', 'r') as stat:
+        assert {'loss', 'center_loss', 'reg_loss', 'xent_loss', 'prelogits_norm', 'accuracy', 'learning_rate',
+                'time_train', 'time_validate', 'lfw_accuracy', 'lfw_valrate', 'val_loss', 'val_xent_loss',
+                'val_accuracy', 'prelogits_hist'} <= set(stat)
+        assert np.all(stat['loss'][:4] > 0) and np.all(stat['loss'][4:] == 0)
+        assert stat['prelogits_hist'][0].sum() == 2 * 8 * 8  # two steps of 8 images x 8 prelogits
+    assert 'Epoch: [2][2/2]' in result.stdout
+
+    checkpoint = tf.train.load_checkpoint(str(run / f'model-{subdir}.ckpt-4'))
+    names = set(checkpoint.get_variable_to_shape_map())
+    assert {'Bottleneck/weights', 'Bottleneck/BatchNorm/moving_variance', 'Logits/weights', 'Logits/biases'} <= names
+    assert 'centers' not in names  # the original saved its trainable variables only
+
+    # The model folder (checkpoint + .meta) and the exported .pb load as any original model does.
+    code = f'''
+import numpy as np, tensorflow as tf, facenet
+images = np.random.default_rng(0).normal(size=(3, 24, 24, 3)).astype(np.float32)
+from_checkpoint = np.asarray(facenet.load_model({str(run)!r})(images))
+with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    graph_def = tf.compat.v1.GraphDef(); graph_def.ParseFromString(open({str(run / (subdir + ".pb"))!r}, "rb").read())
+    tf.compat.v1.import_graph_def(graph_def, name="")
+    frozen = sess.run("embeddings:0", {{"input:0": images, "phase_train:0": False}})
+with tf.Graph().as_default(), tf.compat.v1.Session() as sess:  # original TF1 code restoring the checkpoint
+    saver = tf.compat.v1.train.import_meta_graph({str(run / f"model-{subdir}.meta")!r})
+    saver.restore(sess, tf.train.latest_checkpoint({str(run)!r}))
+    restored = sess.run("Bottleneck/weights:0")
+print(from_checkpoint.shape, frozen.shape, np.abs(np.linalg.norm(frozen, axis=1) - 1).max(), restored.shape)
+'''
+    probe = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, check=False,
+                           env={**os.environ, 'PYTHONPATH': str(REPO_ROOT / 'src'), 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    shapes = probe.stdout.strip().splitlines()[-1]
+    assert shapes.startswith('(3, 8) (3, 8)') and shapes.endswith('(1728, 8)'), shapes
+    assert float(shapes.split()[4]) < 1e-5
+
+
+def _final_weights(run_folder):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_folder)))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def test_a_run_killed_and_started_again_ends_with_the_uninterrupted_weights(faces, tmp_path):
+    arguments = ['--batch_size', 8, '--epoch_size', 3, '--max_nrof_epochs', 5, '--random_flip', '--random_crop',
+                 '--optimizer', 'ADAM', '--learning_rate', 0.01, '--center_loss_factor', 0.01, '--seed', 7]
+    whole = run_trainer('train_softmax.py', tiny_run_arguments(faces, tmp_path / 'whole', *arguments))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    broken = tmp_path / 'broken'
+    process = start_trainer('train_softmax.py', tiny_run_arguments(faces, broken, *arguments))
+    saved_epochs = 0
+    for line in process.stdout:  # kill it in epoch 3, after the state of epoch 2 is written
+        saved_epochs += line.startswith('Saving statistics')
+        if line.startswith('Epoch: [3][2/3]'):
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert saved_epochs == 2 and process.returncode == -signal.SIGKILL
+    resumed = run_trainer('train_softmax.py', tiny_run_arguments(faces, broken, *arguments))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'Resuming run' in resumed.stdout and 'Epoch: [1]' not in resumed.stdout
+    assert 'Epoch: [3][1/3]' in resumed.stdout
+
+    expected, got = _final_weights(the_run_folder(tmp_path / 'whole')), _final_weights(the_run_folder(broken))
+    assert set(expected) == set(got)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_arcface_and_cosface_runs_train(faces, tmp_path):
+    for loss in ('arcface', 'cosface'):
+        result = run_trainer('train_softmax.py', tiny_run_arguments(
+            faces, tmp_path / loss, '--batch_size', 8, '--epoch_size', 3, '--max_nrof_epochs', 1, '--loss', loss,
+            '--margin_s', 16))
+        assert result.returncode == 0, result.stderr[-3000:]
+        losses = [float(line.split('\tLoss ')[1].split('\t')[0]) for line in result.stdout.splitlines()
+                  if line.startswith('Epoch: [1]')]
+        assert len(losses) == 3 and all(np.isfinite(losses)) and losses[0] > 1.0
+
+
+def _one_line_error(result, *expected):
+    assert result.returncode == 1, result.stdout[-1000:] + result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith('train_softmax.py: '), result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    for text in expected:
+        assert text in lines[-1], lines[-1]
+
+
+def _linked_copy(faces, folder):
+    """A dataset folder whose identity folders link to those of `faces`."""
+    folder.mkdir()
+    for person in faces.iterdir():
+        os.symlink(person, folder / person.name)
+    return folder
+
+
+def test_bad_input_is_refused_in_one_line_before_building(faces, tmp_path):
+    single = tmp_path / 'single'
+    (single / 'Only_One').mkdir(parents=True)
+    (single / 'Only_One' / 'a.png').write_bytes((next(faces.iterdir()) / os.listdir(next(faces.iterdir()))[0])
+                                                 .read_bytes())
+    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(single, tmp_path / 'r1')), 'at least 2')
+    _linked_copy(faces, tmp_path / 'with_empty')
+    (tmp_path / 'with_empty' / 'Nobody').mkdir()
+    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(tmp_path / 'with_empty', tmp_path / 'r2')),
+                    'without images', 'Nobody')
+    schedule = tmp_path / 'schedule.txt'
+    schedule.write_text('# epoch: rate\n0: 0.1\n10 0.01\n')
+    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(
+        faces, tmp_path / 'r3', '--learning_rate', -1, '--learning_rate_schedule_file', schedule)), 'schedule.txt:3')
+    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(
+        faces, tmp_path / 'r4', '--lfw_dir', faces, '--lfw_pairs', tmp_path / 'no_pairs.txt')), '--lfw_pairs')
+    unknown = tiny_run_arguments(faces, tmp_path / 'r5')
+    unknown[unknown.index('models.dummy')] = 'models.no_such_network'
+    _one_line_error(run_trainer('train_softmax.py', unknown), 'models.no_such_network')
+    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(tmp_path / 'missing', tmp_path / 'r6')),
+                    'no such folder')
+    for base in ('r1', 'r2', 'r3', 'r4', 'r5', 'r6'):  # refused before any run folder was made
+        assert not (tmp_path / base / 'models').exists(), base
+
+
+def test_a_corrupt_image_is_skipped_and_counted(faces, tmp_path):
+    data = _linked_copy(faces, tmp_path / 'data')
+    bad = data / 'Zz_Broken'
+    bad.mkdir()
+    for i in range(3):
+        (bad / f'broken_{i}.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+    result = run_trainer('train_softmax.py', tiny_run_arguments(data, tmp_path / 'run', '--batch_size', 8,
+                                                                '--epoch_size', 4, '--max_nrof_epochs', 1))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'unreadable image(s) skipped' in result.stdout
+    assert 'Epoch: [1][4/4]' in result.stdout
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(faces, tmp_path):
+    result = run_trainer('train_softmax.py', tiny_run_arguments(
+        faces, tmp_path, '--batch_size', 8, '--epoch_size', 1, '--max_nrof_epochs', 4, '--optimizer', 'MOM',
+        '--learning_rate', 1e30))
+    _one_line_error(result, 'the loss became', 'last good checkpoint')
+    run = the_run_folder(tmp_path)
+    steps = sorted(int(p.name.split('.ckpt-')[1].split('.')[0]) for p in run.glob('model-*.ckpt-*.index'))
+    assert steps and all(np.isfinite(v).all() for v in _final_weights(run).values())
+    assert not (run / 'finished').exists()
