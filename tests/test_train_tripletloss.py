@@ -2,24 +2,16 @@
 every strategy on generated faces (one trace, stat.h5, warnings), and resume after SIGKILL giving
 the weights of an uninterrupted run."""
 import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import train_tripletloss
 from facenet_tf2.training.options import TrainingInputError
-from images_fixtures import make_rgb
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = REPO_ROOT / 'src' / 'train_tripletloss.py'
+from training_fixtures import (kill_at_line, run_trainer, start_trainer, the_run_folder, tiny_run_arguments,
+                               write_face_folders)
 
 ORIGINAL_DEFAULTS = {
     'logs_base_dir': '~/logs/facenet', 'models_base_dir': '~/models/facenet', 'gpu_memory_fraction': 1.0,
@@ -45,26 +37,29 @@ def test_flags_and_defaults_are_the_originals():
     assert (args.optimizer, args.learning_rate, args.weight_decay) == ('RMSPROP', 0.01, 1e-4)
 
 
-def write_faces(folder, sizes, corrupt=()):
-    """One folder per identity of small images whose colour tells the identity apart."""
-    rng = np.random.default_rng(0)
-    for person, size in enumerate(sizes):
-        person_dir = folder / f'person{person:02d}'
-        person_dir.mkdir(parents=True)
-        base = rng.integers(0, 256, 3)
-        for i in range(size):
-            noise = make_rgb(40, 40, seed=100 * person + i).astype(np.int32) // 4
-            image = np.clip(base[None, None, :] * 3 // 4 + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(image).save(person_dir / f'person{person:02d}_{i + 1:04d}.png')
-    for person, i in corrupt:
-        (folder / f'person{person:02d}' / f'person{person:02d}_{i + 1:04d}.png').write_bytes(b'not a png')
+@pytest.fixture(scope='module')
+def faces(lfw_dir, tmp_path_factory):
+    """7 LFW people with 4 faces each, and one with a file that is no image."""
+    folder = write_face_folders(lfw_dir, tmp_path_factory.mktemp('faces') / 'train', nrof_people=7)
+    broken = sorted(folder.iterdir())[3]
+    (broken / 'not_a_face.png').write_bytes(b'not a png')
     return folder
 
 
-def arguments(tmp_path, data_dir, *extra):
-    return ['--data_dir', str(data_dir), '--model_def', 'models.dummy', '--image_size', '24',
-            '--logs_base_dir', str(tmp_path / 'logs'), '--models_base_dir', str(tmp_path / 'models'),
-            '--embedding_size', '8', '--seed', '3', *extra]
+@pytest.fixture(scope='module')
+def few_faces(lfw_dir, tmp_path_factory):
+    """5 people: 3 with 2+ faces, 2 with one."""
+    folder = write_face_folders(lfw_dir, tmp_path_factory.mktemp('few') / 'train', nrof_people=3, images_per_person=3)
+    for person in sorted(folder.iterdir())[:2]:
+        single = folder / f'{person.name}_alone'
+        single.mkdir()
+        os.replace(sorted(person.iterdir())[0], single / 'face.png')
+    for person in sorted(folder.iterdir()):
+        if person.name.endswith('_alone'):
+            continue
+        for extra in sorted(person.iterdir())[:-2]:
+            extra.unlink()
+    return folder
 
 
 @pytest.mark.parametrize('extra, message', [
@@ -75,97 +70,83 @@ def arguments(tmp_path, data_dir, *extra):
     (['--triplet_strategy', 'batch_all', '--images_per_person', '2', '--batch_size', '10'],
      '3 people with 2 or more images, and --triplet_strategy batch_all needs 5'),
 ])
-def test_unusable_input_is_refused_before_training(tmp_path, extra, message):
-    data_dir = write_faces(tmp_path / 'faces', [1, 3, 1, 2, 4])
+def test_unusable_input_is_refused_before_training(few_faces, tmp_path, extra, message):
     with pytest.raises(TrainingInputError, match=message):
-        train_tripletloss.main(train_tripletloss.parse_arguments(arguments(tmp_path, data_dir, *extra)))
+        train_tripletloss.main(train_tripletloss.parse_arguments(tiny_run_arguments(few_faces, tmp_path, *extra)))
     assert not (tmp_path / 'models').exists()
 
 
-def test_a_data_dir_without_two_people_with_two_images_is_one_line(tmp_path):
-    data_dir = write_faces(tmp_path / 'faces', [1, 5, 1])
-    result = subprocess.run([sys.executable, str(SCRIPT), *arguments(tmp_path, data_dir)], capture_output=True,
-                            text=True, timeout=120, check=False)
+def test_a_data_dir_without_two_people_with_two_images_is_one_line(faces, tmp_path):
+    data_dir = tmp_path / 'one_person'
+    for person in sorted(faces.iterdir())[:3]:
+        (data_dir / person.name).mkdir(parents=True)
+        os.symlink(sorted(person.iterdir())[0], data_dir / person.name / 'face.png')
+    os.symlink(sorted(faces.iterdir())[4], data_dir / 'several')
+    result = run_trainer('train_tripletloss.py', tiny_run_arguments(data_dir, tmp_path))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f'train_tripletloss.py: --data_dir {data_dir}: 1 people with 2 or more images, and --triplet_strategy '
         'vggface needs 2; add identities with several images each')
 
 
-SMALL_RUN = ['--people_per_batch', '5', '--images_per_person', '4', '--batch_size', '6', '--epoch_size', '4',
-             '--alpha', '0.5', '--moving_average_decay', '0.99']
+SMALL_RUN = ['--people_per_batch', 5, '--images_per_person', 4, '--batch_size', 6, '--epoch_size', 4,
+             '--alpha', 0.5, '--moving_average_decay', 0.99, '--random_flip', '--seed', 3]
 
 
-def final_weights(models_dir):
-    (run_dir,) = list(Path(models_dir).iterdir())
-    reader = tf.train.load_checkpoint(str(run_dir))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}, run_dir
+def final_weights(run_folder):
+    reader = tf.train.load_checkpoint(str(run_folder))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def run_script(args, **kwargs):
-    return subprocess.Popen([sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / 'src')), **kwargs)
-
-
-def test_vggface_trains_and_a_killed_run_resumes_to_the_same_weights(tmp_path):
-    data_dir = write_faces(tmp_path / 'faces', [4, 5, 2, 6, 4, 3, 5], corrupt=[(3, 2)])
-    uninterrupted = arguments(tmp_path / 'a', data_dir, *SMALL_RUN, '--max_nrof_epochs', '4')
-    process = run_script(uninterrupted)
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, output[-3000:]
-    assert 'The train step was traced 1 time(s)' in output
-    assert 'unreadable image(s) skipped so far' in output and 'person03_0003.png' in output
-    assert '(nrof_random_negs, nrof_triplets) = (' in output
-    expected, run_dir = final_weights(tmp_path / 'a' / 'models')
-    with h5py.File(next((tmp_path / 'a' / 'logs').glob('*/stat.h5')), 'r') as f:
-        steps = int(np.count_nonzero(f['learning_rate'][:]))
+@pytest.mark.slow
+def test_vggface_trains_and_a_killed_run_resumes_to_the_same_weights(faces, tmp_path):
+    arguments = [*SMALL_RUN, '--max_nrof_epochs', 3]
+    whole = run_trainer('train_tripletloss.py', tiny_run_arguments(faces, tmp_path / 'whole', *arguments))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert 'The train step was traced 1 time(s)' in whole.stdout
+    assert 'unreadable image(s) skipped so far, e.g.' in whole.stdout and 'not_a_face.png' in whole.stdout
+    assert '(nrof_random_negs, nrof_triplets) = (' in whole.stdout
+    run_folder = the_run_folder(tmp_path / 'whole')
+    with h5py.File(next((tmp_path / 'whole' / 'logs').glob('*/stat.h5')), 'r') as f:
+        epochs = int(np.count_nonzero(f['learning_rate'][:]))
         losses, active = f['triplet_loss'][:], f['fraction_active'][:]
     # Rounds run past epoch_size (the original's loop); tiny batches leave many triplets inactive.
-    assert steps == 4 and np.all(np.isfinite(losses)) and np.count_nonzero(losses) >= 4
+    assert epochs == 3 and np.all(np.isfinite(losses)) and np.count_nonzero(losses) >= 4
     assert 0.0 < active.max() <= 1.0
-    assert (run_dir / f'{run_dir.name}.pb').exists()
+    assert (run_folder / f'{run_folder.name}.pb').exists()
 
-    interrupted = arguments(tmp_path / 'b', data_dir, *SMALL_RUN, '--max_nrof_epochs', '4')
-    process = run_script(interrupted)
-    deadline = time.time() + 240
-    while not list((tmp_path / 'b' / 'models').glob('*/training_state/checkpoint')):
-        assert process.poll() is None and time.time() < deadline, 'the run ended before its first epoch was saved'
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    (killed_run,) = list((tmp_path / 'b' / 'models').iterdir())
-    assert not (killed_run / 'finished').exists(), 'killed too late to test resuming'
-    process = run_script(interrupted)
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, output[-3000:]
-    assert f'Resuming run {killed_run.name}' in output
-    resumed, _ = final_weights(tmp_path / 'b' / 'models')
-    assert sorted(resumed) == sorted(expected)
+    broken = tmp_path / 'broken'
+    process = start_trainer('train_tripletloss.py', tiny_run_arguments(faces, broken, *arguments))
+    # Killed in epoch 2, after the state of epoch 1 is written.
+    assert kill_at_line(process, 'Epoch: [2][2/') == 1
+    resumed = run_trainer('train_tripletloss.py', tiny_run_arguments(faces, broken, *arguments))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'Resuming run' in resumed.stdout and 'Epoch: [1]' not in resumed.stdout
+    expected, got = final_weights(run_folder), final_weights(the_run_folder(broken))
+    assert sorted(got) == sorted(expected)
     for name, value in expected.items():
-        np.testing.assert_allclose(resumed[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(got[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
 
 
 @pytest.mark.parametrize('strategy', ['batch_hard', 'batch_semihard', 'batch_all'])
-def test_online_strategies_train_on_p_by_k_batches(tmp_path, strategy, capsys):
-    data_dir = write_faces(tmp_path / 'faces', [4, 5, 2, 6, 4, 3])
-    args = train_tripletloss.parse_arguments(arguments(
-        tmp_path, data_dir, '--triplet_strategy', strategy, '--images_per_person', '3', '--batch_size', '12',
-        '--epoch_size', '3', '--max_nrof_epochs', '2'))
+def test_online_strategies_train_on_p_by_k_batches(faces, tmp_path, strategy, capsys):
+    args = train_tripletloss.parse_arguments(tiny_run_arguments(
+        faces, tmp_path, '--triplet_strategy', strategy, '--images_per_person', 3, '--batch_size', 12,
+        '--epoch_size', 3, '--max_nrof_epochs', 2))
     model_dir = train_tripletloss.main(args)
     output = capsys.readouterr().out
     assert 'The train step was traced 1 time(s)' in output
     with h5py.File(next((tmp_path / 'logs').glob('*/stat.h5')), 'r') as f:
-        active = f['fraction_active'][:6]
-        assert np.all(np.isfinite(f['loss'][:6])) and np.count_nonzero(f['loss'][:6]) == 6
+        losses, active = f['loss'][:6], f['fraction_active'][:6]
+    assert np.all(np.isfinite(losses)) and np.count_nonzero(losses) == 6
     assert np.all((active >= 0.0) & (active <= 1.0)) and active.max() > 0.0
     assert os.path.exists(os.path.join(model_dir, os.path.basename(model_dir) + '.pb'))
 
 
-def test_rounds_without_a_qualifying_triplet_are_skipped_with_a_warning(tmp_path, capsys):
-    data_dir = write_faces(tmp_path / 'faces', [4, 5, 3])
-    args = train_tripletloss.parse_arguments(arguments(
-        tmp_path, data_dir, '--people_per_batch', '3', '--images_per_person', '3', '--batch_size', '6',
-        '--epoch_size', '2', '--max_nrof_epochs', '1', '--alpha', '-10'))
+def test_rounds_without_a_qualifying_triplet_are_skipped_with_a_warning(faces, tmp_path, capsys):
+    args = train_tripletloss.parse_arguments(tiny_run_arguments(
+        faces, tmp_path, '--people_per_batch', 3, '--images_per_person', 3, '--batch_size', 6,
+        '--epoch_size', 2, '--max_nrof_epochs', 1, '--alpha', -10))
     train_tripletloss.main(args)
     output = capsys.readouterr().out
     assert output.count('WARNING: no triplet violates the margin alpha -10.0') == 2
