@@ -39,10 +39,10 @@ def test_flags_and_defaults_are_the_originals():
 
 @pytest.fixture(scope='module')
 def faces(lfw_dir, tmp_path_factory):
-    """7 LFW people with 4 faces each, and one with a file that is no image."""
+    """7 LFW people with 4 faces each and a file that is no image."""
     folder = write_face_folders(lfw_dir, tmp_path_factory.mktemp('faces') / 'train', nrof_people=7)
-    broken = sorted(folder.iterdir())[3]
-    (broken / 'not_a_face.png').write_bytes(b'not a png')
+    for person in folder.iterdir():
+        (person / 'not_a_face.png').write_bytes(b'not a png')
     return folder
 
 
