@@ -2,6 +2,8 @@
 every strategy on generated faces (one trace, stat.h5, warnings), and resume after SIGKILL giving
 the weights of an uninterrupted run."""
 import os
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -10,8 +12,10 @@ import tensorflow as tf
 
 import train_tripletloss
 from facenet_tf2.training.options import TrainingInputError
-from training_fixtures import (kill_at_line, run_trainer, start_trainer, the_run_folder, tiny_run_arguments,
-                               write_face_folders)
+from training_fixtures import (REPO_ROOT, kill_at_line, run_trainer, script_environment, start_trainer,
+                               the_run_folder, tiny_run_arguments, write_face_folders)
+
+DISTRIBUTED_STEP = REPO_ROOT / 'tests' / 'distributed_step.py'
 
 ORIGINAL_DEFAULTS = {
     'logs_base_dir': '~/logs/facenet', 'models_base_dir': '~/models/facenet', 'gpu_memory_fraction': 1.0,
@@ -152,3 +156,22 @@ def test_rounds_without_a_qualifying_triplet_are_skipped_with_a_warning(faces, t
     assert output.count('WARNING: no triplet violates the margin alpha -10.0') == 2
     assert '2 sampling round(s) had no triplet violating the margin and trained nothing' in output
     assert 'Epoch: [1]' not in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('loss', ['vggface', 'batch_hard'])
+def test_mirrored_triplet_steps_equal_the_single_device_steps(tmp_path, loss):
+    """Two logical CPUs: triplets stay whole per replica (vggface) and online mining gathers the
+    global batch (batch_hard): losses and weights equal one device's over three steps."""
+    results = {}
+    for kind in ('none', 'mirrored'):
+        out = tmp_path / f'{kind}.npz'
+        process = subprocess.run([sys.executable, str(DISTRIBUTED_STEP), kind, str(out), loss],
+                                 env=script_environment(), capture_output=True, text=True, timeout=300, check=False)
+        assert process.returncode == 0, process.stderr[-3000:]
+        results[kind] = dict(np.load(out))
+    single, mirrored = results['none'], results['mirrored']
+    assert int(mirrored['replicas']) == 2 and int(single['tracing_count']) == int(mirrored['tracing_count']) == 1
+    assert single['step1/fraction_active'] > 0.0 and single['step1/triplet_loss'] > 0.0
+    for key in (key for key in single if key.startswith(('step', 'final'))):
+        np.testing.assert_allclose(mirrored[key], single[key], rtol=2e-5, atol=2e-6, err_msg=key)
