@@ -220,3 +220,64 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(faces, tmp_
     steps = sorted(int(p.name.split('.ckpt-')[1].split('.')[0]) for p in run.glob('model-*.ckpt-*.index'))
     assert steps and all(np.isfinite(v).all() for v in _final_weights(run).values())
     assert not (run / 'finished').exists()
+
+
+# The original train_softmax.py's parse_arguments defaults (facenet commit 096ed77).
+ORIGINAL_DEFAULTS = {
+    'logs_base_dir': '~/logs/facenet', 'models_base_dir': '~/models/facenet', 'gpu_memory_fraction': 1.0,
+    'pretrained_model': None, 'data_dir': '~/datasets/casia/casia_maxpy_mtcnnalign_182_160',
+    'model_def': 'models.inception_resnet_v1', 'max_nrof_epochs': 500, 'batch_size': 90, 'image_size': 160,
+    'epoch_size': 1000, 'embedding_size': 128, 'random_crop': False, 'random_flip': False, 'random_rotate': False,
+    'use_fixed_image_standardization': False, 'keep_probability': 1.0, 'weight_decay': 0.0,
+    'center_loss_factor': 0.0, 'center_loss_alfa': 0.95, 'prelogits_norm_loss_factor': 0.0,
+    'prelogits_norm_p': 1.0, 'prelogits_hist_max': 10.0, 'optimizer': 'ADAGRAD', 'learning_rate': 0.1,
+    'learning_rate_decay_epochs': 100, 'learning_rate_decay_factor': 1.0, 'moving_average_decay': 0.9999,
+    'seed': 666, 'nrof_preprocess_threads': 4, 'log_histograms': False,
+    'learning_rate_schedule_file': 'data/learning_rate_schedule.txt', 'filter_filename': '',
+    'filter_percentile': 100.0, 'filter_min_nrof_images_per_class': 0, 'validate_every_n_epochs': 5,
+    'validation_set_split_ratio': 0.0, 'min_nrof_val_images_per_class': 0, 'lfw_pairs': 'data/pairs.txt',
+    'lfw_dir': '', 'lfw_batch_size': 100, 'lfw_nrof_folds': 10, 'lfw_distance_metric': 0,
+    'lfw_use_flipped_images': False, 'lfw_subtract_mean': False,
+}
+
+# The original README's VGGFace2 recipe (paths aside).
+VGGFACE2_RECIPE = '''--logs_base_dir LOGS --models_base_dir MODELS --data_dir DATA --image_size 160
+ --model_def models.inception_resnet_v1 --lfw_dir LFW --optimizer ADAM --learning_rate -1 --max_nrof_epochs 150
+ --keep_probability 0.8 --random_crop --random_flip --use_fixed_image_standardization
+ --learning_rate_schedule_file data/learning_rate_schedule_classifier_vggface2.txt --weight_decay 5e-4
+ --embedding_size 512 --lfw_distance_metric 1 --lfw_use_flipped_images --lfw_subtract_mean
+ --validation_set_split_ratio 0.05 --validate_every_n_epochs 5 --prelogits_norm_loss_factor 5e-4'''
+
+
+def test_every_original_flag_has_its_original_default():
+    import train_softmax
+    parsed = vars(train_softmax.parse_arguments([]))
+    assert {key: parsed[key] for key in ORIGINAL_DEFAULTS} == ORIGINAL_DEFAULTS
+
+
+def test_the_original_readme_recipe_is_accepted_as_written(faces, tmp_path, monkeypatch):
+    import train_softmax
+    from facenet_tf2.training.options import check_common_arguments
+    arguments = VGGFACE2_RECIPE.replace('LOGS', str(tmp_path / 'logs')).replace('MODELS', str(tmp_path / 'models'))
+    arguments = arguments.replace('DATA', str(faces)).replace('LFW', str(faces)).split()
+    args = train_softmax.parse_arguments(arguments + ['--lfw_pairs', str(tmp_path / 'pairs.txt')])
+    (tmp_path / 'pairs.txt').write_text('1 1\n')
+    monkeypatch.chdir(REPO_ROOT)  # the schedule file path is relative to the repository, as in the original README
+    check_common_arguments(args)
+    assert args.learning_rate == -1 and args.optimizer == 'ADAM' and args.embedding_size == 512
+
+
+def test_a_checkpoint_prefix_is_a_pretrained_model(faces, tmp_path):
+    """The original took --pretrained_model as a checkpoint prefix (model-<subdir>.ckpt-<step>):
+    a second run starts from the first run's weights."""
+    first = run_trainer('train_softmax.py', tiny_run_arguments(faces, tmp_path / 'a', '--batch_size', 8,
+                                                               '--epoch_size', 2, '--max_nrof_epochs', 1))
+    assert first.returncode == 0, first.stderr[-2000:]
+    prefix = tf.train.latest_checkpoint(str(the_run_folder(tmp_path / 'a')))
+    second = run_trainer('train_softmax.py', tiny_run_arguments(
+        faces, tmp_path / 'b', '--batch_size', 8, '--epoch_size', 1, '--max_nrof_epochs', 1, '--learning_rate',
+        1e-12, '--pretrained_model', prefix, '--log_histograms'))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f'Restoring pretrained model: {prefix}' in second.stdout
+    before, after = _final_weights(the_run_folder(tmp_path / 'a')), _final_weights(the_run_folder(tmp_path / 'b'))
+    np.testing.assert_allclose(after['Bottleneck/weights'], before['Bottleneck/weights'], rtol=1e-5, atol=1e-6)

@@ -33,32 +33,52 @@ def l2_regularizer(weight_decay):
 
 @keras.saving.register_keras_serializable(package='facenet')
 class SlimBatchNormalization(layers.BatchNormalization):
-    """Keras BatchNormalization with TF1's moving-variance update.
+    """Keras BatchNormalization with TF1's training-mode computation, which slim used.
 
-    In training, TF1's fused batch norm (what slim used) normalises with the biased batch variance
-    but moves `moving_variance` towards the unbiased one, var * n / (n - 1), n the number of values
-    per channel; Keras moves it towards the biased one. With `synchronized` (set it on the layer,
-    for tf.distribute) the statistics and n span every replica's batch, as one device's would.
+    In training, slim ran TF's fused batch norm: one kernel that normalises with the biased batch
+    variance and returns the unbiased one, var * n / (n - 1) (n values per channel), towards which
+    `moving_variance` moves; Keras moves it towards the biased variance, and computes the
+    statistics and the normalisation as separate ops (slower, forwards and backwards). Here the
+    training step runs that fused kernel (a 2-D input as [N, 1, 1, C], as slim did). With
+    `synchronized` (set it on the layer, for tf.distribute) the statistics and n span every
+    replica's batch, as one device's would; that path uses Keras' all-reduced moments.
     """
 
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
         inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, 'float32'))
-        mean, variance = self._moments(inputs, None)
-        count = ops.cast(ops.prod(ops.take(ops.shape(inputs), self._reduction_axes)), inputs.dtype)
         if self.synchronized:
+            mean, variance = self._moments(inputs, None)
+            count = ops.cast(ops.prod(ops.take(ops.shape(inputs), self._reduction_axes)), inputs.dtype)
             count = count * _replicas_in_sync()
-        unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+            unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+            outputs = ops.batch_normalization(inputs, mean, variance, axis=self.axis,
+                                              offset=ops.cast(self.beta, inputs.dtype) if self.center else None,
+                                              scale=ops.cast(self.gamma, inputs.dtype) if self.scale else None,
+                                              epsilon=self.epsilon)
+        else:
+            outputs, mean, unbiased = _fused_batch_norm_training(
+                inputs, self.gamma if self.scale else None, self.beta if self.center else None, self.epsilon)
         self.moving_mean.assign(self.moving_mean * self.momentum + ops.cast(mean, self.moving_mean.dtype)
                                 * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum
                                     + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - self.momentum))
-        outputs = ops.batch_normalization(inputs, mean, variance, axis=self.axis,
-                                          offset=ops.cast(self.beta, inputs.dtype) if self.center else None,
-                                          scale=ops.cast(self.gamma, inputs.dtype) if self.scale else None,
-                                          epsilon=self.epsilon)
         return ops.cast(outputs, self.compute_dtype)
+
+
+def _fused_batch_norm_training(inputs, gamma, beta, epsilon):
+    """(normalised NHWC or NC inputs, batch mean, unbiased batch variance) from TF's fused kernel."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    shape = tf.shape(inputs)
+    channels = inputs.shape[-1]
+    images = inputs if inputs.shape.rank == 4 else tf.reshape(inputs, [-1, 1, 1, channels])
+    outputs, mean, unbiased, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+        x=images, scale=tf.ones([channels]) if gamma is None else tf.cast(gamma, tf.float32),
+        offset=tf.zeros([channels]) if beta is None else tf.cast(beta, tf.float32),
+        mean=tf.constant([], tf.float32), variance=tf.constant([], tf.float32), epsilon=epsilon,
+        exponential_avg_factor=1.0, data_format='NHWC', is_training=True)
+    return tf.reshape(outputs, shape), mean, unbiased
 
 
 def _replicas_in_sync():

@@ -129,6 +129,12 @@ class Summaries:
         with self.writer.as_default(step=int(step)):
             tf.summary.write(tag, tf.constant(buckets), metadata=metadata.create_summary_metadata(tag, ''))
 
+    def variable_histograms(self, named_variables, step):
+        """--log_histograms: a histogram of every weight tensor, under its original name."""
+        with self.writer.as_default(step=int(step)):
+            for name, variable in named_variables.items():
+                tf.summary.histogram(name, tf.convert_to_tensor(variable))
+
     def flush(self):
         self.writer.flush()
 
@@ -287,6 +293,8 @@ class TrainingRun:
             stats['time_validate'][epoch - 1] = time.time() - start
         save_checkpoint(self.trainer, self.folders, self.args.image_size)
         step = int(self.trainer.global_step.numpy())
+        if getattr(self.args, 'log_histograms', False):
+            self.summaries.variable_histograms(self.trainer.named_variables(), step)
         start = time.time()
         if self.lfw is not None:
             accuracy, val, _ = self.lfw(self.trainer, step, self.summaries)

@@ -1,0 +1,139 @@
+"""Training throughput of the training core against inference of the same network, in one run.
+
+    python benchmarks/bench_train.py --data_dir ALIGNED_160 --pretrained_model ../shared/models/20170512-110547
+
+Contenders, interleaved round by round (the machine may be shared; the figures are medians):
+- train float32: one train_softmax step of Inception-ResNet-v1 at 160 px (softmax head, centre loss,
+  prelogits norm, weight decay, ADAGRAD, EMA), batch --batch_size, fed by the training tf.data stream
+  from --data_dir (decode, random crop/flip): images/s, and the time the step waited for its batch;
+- train bfloat16: the same step under Keras mixed precision (float32 master weights);
+- inference: the embedding function facenet.load_model runs for the same network (BatchNorm folded),
+  on batches of the same size, images/s.
+It prints the ratio of a training image's time to an inference image's (the goal: at most 3.5),
+that the train step traced once, and, with --loss_curve N, the losses of N float32 and N bfloat16
+steps from the same weights on the same batches, to show what bfloat16 does to the loss curve.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src'))
+
+from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels  # noqa: E402
+from facenet_tf2.model_io import embedding_model_from_keras  # noqa: E402
+from facenet_tf2.pipeline import RANDOM_CROP, RANDOM_FLIP  # noqa: E402
+from facenet_tf2.training.core import Trainer  # noqa: E402
+from facenet_tf2.training.data import training_batches  # noqa: E402
+from facenet_tf2.training.softmax import softmax_loss, softmax_modules  # noqa: E402
+from facenet_tf2.training.startup import pretrained_weights  # noqa: E402
+from models import inception_resnet_v1  # noqa: E402
+
+
+def build_trainer(nrof_classes, image_size, weights, precision):
+    keras.utils.set_random_seed(666)
+    keras.mixed_precision.set_global_policy('mixed_bfloat16' if precision == 'bfloat16' else 'float32')
+    try:
+        trainer = Trainer(tf.distribute.get_strategy(),
+                          lambda: inception_resnet_v1.build_model(image_size=image_size, dropout_keep_prob=0.8,
+                                                                  bottleneck_layer_size=128, weight_decay=5e-4),
+                          softmax_modules(nrof_classes, 128, 5e-4, 0.95), optimizer='ADAGRAD')
+    finally:
+        keras.mixed_precision.set_global_policy('float32')
+    trainer.build(128)
+    if weights:
+        trainer.load_network_weights(weights, 'pretrained')
+    trainer.set_learning_rate(0.01)
+    return trainer
+
+
+class TrainContender:
+    def __init__(self, name, trainer, image_paths, labels, args):
+        self.name, self.trainer, self.batch_size = name, trainer, args.batch_size
+        self.step = trainer.train_step(softmax_loss(1.0, 5e-4, 0.01))
+        self.batches = iter(training_batches(image_paths, labels, RANDOM_CROP * args.random_crop + RANDOM_FLIP,
+                                             args.image_size, args.batch_size, seed=1))
+        self.times, self.waits, self.losses = [], [], []
+
+    def run(self, steps):
+        for _ in range(steps):
+            start = time.perf_counter()
+            batch = next(self.batches)
+            waited = time.perf_counter() - start
+            loss = float(self.step(batch, self.batch_size)['loss'])
+            self.times.append(time.perf_counter() - start)
+            self.waits.append(waited)
+            self.losses.append(loss)
+
+
+class InferenceContender:
+    def __init__(self, network, images):
+        self.model, self.images, self.times = embedding_model_from_keras(network, 'bench'), images, []
+
+    def run(self, steps):
+        for _ in range(steps):
+            start = time.perf_counter()
+            np.asarray(self.model(self.images))
+            self.times.append(time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data_dir', required=True, help='aligned faces, one folder per identity')
+    parser.add_argument('--pretrained_model', help='start from these weights (any format load_model reads)')
+    parser.add_argument('--batch_size', type=int, default=32)
+    parser.add_argument('--image_size', type=int, default=160)
+    parser.add_argument('--random_crop', action='store_true', help='the data is larger than image_size')
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--steps_per_round', type=int, default=3)
+    parser.add_argument('--loss_curve', type=int, default=0, help='steps of float32 vs bfloat16 losses to print')
+    args = parser.parse_args(argv)
+
+    dataset = get_dataset(args.data_dir)
+    image_paths, labels = get_image_paths_and_labels(dataset)
+    weights = pretrained_weights(args.pretrained_model) if args.pretrained_model else None
+    trainers = {precision: build_trainer(len(dataset), args.image_size, weights, precision)
+                for precision in ('float32', 'bfloat16')}
+    train = [TrainContender(f'train {p}', t, image_paths, labels, args) for p, t in trainers.items()]
+    images = next(iter(training_batches(image_paths, labels, 0, args.image_size, args.batch_size, seed=2)))[0]
+    inference = InferenceContender(trainers['float32'].network, images)
+    for contender in train + [inference]:  # warm-up: tracing, first allocations
+        contender.run(1)
+        contender.times.clear()
+        if hasattr(contender, 'losses'):
+            contender.losses.clear()
+            contender.waits.clear()
+    for _ in range(args.rounds):
+        for contender in train + [inference]:
+            contender.run(args.steps_per_round)
+
+    inference_rate = args.batch_size / statistics.median(inference.times)
+    print(f'{"contender":18s} {"images/s":>9s} {"s/step":>8s} {"input wait/step":>16s} {"ratio to inference":>19s}')
+    print(f'{"inference float32":18s} {inference_rate:9.1f} {statistics.median(inference.times):8.3f}')
+    for contender in train:
+        rate = args.batch_size / statistics.median(contender.times)
+        print(f'{contender.name:18s} {rate:9.1f} {statistics.median(contender.times):8.3f} '
+              f'{statistics.median(contender.waits):16.4f} {inference_rate / rate:19.2f}')
+        print(f'  traced {contender.step.tracing_count()} time(s); input wait in total '
+              f'{sum(contender.waits):.3f} s of {sum(contender.times):.1f} s')
+    if args.loss_curve:
+        curves = {}
+        for precision in ('float32', 'bfloat16'):
+            contender = TrainContender(precision, build_trainer(len(dataset), args.image_size, weights, precision),
+                                       image_paths, labels, args)
+            contender.run(args.loss_curve)
+            curves[precision] = np.array(contender.losses)
+        print('step  loss float32  loss bfloat16')
+        for k, (a, b) in enumerate(zip(curves['float32'], curves['bfloat16']), start=1):
+            print(f'{k:4d}  {a:12.4f}  {b:13.4f}')
+        print(f'largest relative difference of the loss: '
+              f'{np.max(np.abs(curves["bfloat16"] - curves["float32"]) / np.abs(curves["float32"])):.2e}')
+
+
+if __name__ == '__main__':
+    main()
