@@ -6,8 +6,10 @@ folder-per-identity directory of images:
     python contributed/export_embeddings.py ~/models/20170512-110547 ~/datasets/lfw/mylfw
 
 Output: embeddings.npy (one row per image), labels.npy (the identity index of each row) and
-label_strings.npy (the identity folder name of each row); --embeddings_name, --labels_name and
---labels_strings_name change the names. Images are expected aligned (as align_dataset_mtcnn.py
+label_strings.npy (the identity folder name of each row), in the current folder as the original
+wrote them, or in --output_dir; --embeddings_name, --labels_name and --labels_strings_name change
+the names. The model may also be a pretrained model name (20180402-114759: images are then
+standardised as that model expects). Images are expected aligned (as align_dataset_mtcnn.py
 writes them); with `--is_aligned False` each image is aligned on the fly like compare.py does
 (first face, --margin, --image_size). --image_batch sets how many images are processed at a time.
 
@@ -18,7 +20,6 @@ Images that cannot be read or have no face are reported and left out of all thre
 """
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
@@ -26,26 +27,32 @@ import numpy as np
 import facenet
 from align import detect_face
 from compare import load_and_align_data
+from facenet_tf2 import pretrained
 from facenet_tf2.arguments import positive_int, str2bool
+from facenet_tf2.cli import check_output_dir, run_script
+from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.files import atomic_path
 from facenet_tf2.pipeline import UnreadableImages
 
 
 def main(args):
-    dataset = facenet.get_dataset(args.data_dir)
+    dataset = require_dataset(args.data_dir, 'data folder')
+    output_dir = check_output_dir(args.output_dir)
+    standardization = pretrained.standardization(args.model_dir, 'prewhiten')
     image_list, label_list = facenet.get_image_paths_and_labels(dataset)
     print('Number of images: ', len(image_list))
-    model = facenet.load_model(os.path.expanduser(args.model_dir))
+    model = facenet.load_model(args.model_dir)
     start_time = time.time()
     if args.is_aligned:
         unreadable = UnreadableImages()
-        embedded = embed_images(model, image_list, args.image_size, args.image_batch, unreadable=unreadable)
+        embedded = embed_images(model, image_list, args.image_size, args.image_batch, unreadable=unreadable,
+                                use_fixed_image_standardization=standardization == 'fixed')
         if unreadable:
             print(unreadable.summary())
         emb_array, kept = embedded.embeddings[embedded.found], embedded.found
     else:
-        emb_array, kept = embed_unaligned(model, image_list, args)
+        emb_array, kept = embed_unaligned(model, image_list, args, standardization)
     print('Run time: ', time.time() - start_time)
 
     labels = np.asarray(label_list)[kept]
@@ -53,12 +60,13 @@ def main(args):
     for filename, array in ((args.embeddings_name, emb_array), (args.labels_name, labels),
                             (args.labels_strings_name, label_strings)):
         filename = filename if filename.endswith('.npy') else filename + '.npy'  # as np.save names it
-        with atomic_path(filename) as temporary, open(temporary, 'wb') as f:
+        with atomic_path(os.path.join(output_dir, filename)) as temporary, open(temporary, 'wb') as f:
             np.save(f, array)
-    print(f'Saved {len(labels)} embeddings to {args.embeddings_name}, {args.labels_name}, {args.labels_strings_name}')
+    print(f'Saved {len(labels)} embeddings to {args.embeddings_name}, {args.labels_name}, {args.labels_strings_name}'
+          f' in {output_dir}')
 
 
-def embed_unaligned(model, image_list, args):
+def embed_unaligned(model, image_list, args, standardization='prewhiten'):
     """Embeddings of the first face of each image, and the mask of images that had one."""
     networks = detect_face.create_mtcnn(None, None)
     rows, kept = [], np.zeros(len(image_list), bool)
@@ -67,7 +75,7 @@ def embed_unaligned(model, image_list, args):
         with_face = list(batch)  # load_and_align_data removes the images without a face from it
         try:
             images = load_and_align_data(with_face, args.image_size, args.margin, args.gpu_memory_fraction,
-                                         networks=networks)
+                                         standardization, networks=networks)
         except ValueError:  # no face in any image of the batch
             continue
         rows.append(np.asarray(model(images)))
@@ -81,7 +89,8 @@ def embed_unaligned(model, image_list, args):
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('model_dir', type=str,
-                        help='A model directory, a frozen .pb, a checkpoint folder, a SavedModel, .keras or .h5 file.')
+                        help='A model directory, a frozen .pb, a checkpoint folder, a SavedModel, .keras or .h5 file, '
+                             f'or a pretrained model name ({pretrained.names_text()}).')
     parser.add_argument('data_dir', type=str,
                         help='Directory containing images. If images are not already aligned and cropped include '
                              '--is_aligned False.')
@@ -94,6 +103,9 @@ def parse_arguments(argv):
                         help='Upper bound on the amount of GPU memory that will be used by the process.')
     parser.add_argument('--image_batch', type=positive_int, default=500,
                         help='Number of images stored in memory at a time. Default 500.')
+    parser.add_argument('--output_dir', type=str, default='.',
+                        help='Folder to write the three .npy files to (default: the current folder, as the '
+                             'original).')
     parser.add_argument('--embeddings_name', type=str, default='embeddings.npy',
                         help='File name of the embeddings numpy array.')
     parser.add_argument('--labels_name', type=str, default='labels.npy', help='File name of the labels numpy array.')
@@ -102,5 +114,9 @@ def parse_arguments(argv):
     return parser.parse_args(argv)
 
 
+def cli():
+    run_script(main, parse_arguments)
+
+
 if __name__ == '__main__':
-    main(parse_arguments(sys.argv[1:]))
+    cli()

@@ -21,7 +21,6 @@ written atomically.
 import argparse
 import os
 import pickle
-import sys
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -29,7 +28,10 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.svm import SVC
 
 import facenet
+from facenet_tf2 import pretrained
 from facenet_tf2.arguments import positive_int
+from facenet_tf2.cli import UserError, check_input_file, check_output_file, run_script
+from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.files import atomic_path
 from facenet_tf2.pipeline import UnreadableImages
@@ -37,20 +39,31 @@ from facenet_tf2.pipeline import UnreadableImages
 
 def main(args):
     np.random.seed(seed=args.seed)
+    classifier_filename_exp = os.path.expanduser(args.classifier_filename)
+    if args.mode == 'TRAIN':
+        check_output_file(args.classifier_filename)
+    else:
+        svm, trained_class_names = read_classifier(args.classifier_filename)
     dataset = select_dataset(args)
     empty = [cls.name for cls in dataset if not cls.image_paths]
     if empty:
-        sys.exit(f'{args.data_dir}: there must be at least one image for each class; none in {", ".join(empty)}')
+        raise UserError(f'{args.data_dir}: there must be at least one image for each class; none in '
+                        f'{", ".join(empty[:5])}{" ..." if len(empty) > 5 else ""}, add images or remove the folder')
+    if not dataset:
+        raise UserError(f'{args.data_dir}: no identity has --min_nrof_images_per_class {args.min_nrof_images_per_class} '
+                        'images, lower it')
+    use_fixed_image_standardization = (args.use_fixed_image_standardization
+                                       or pretrained.standardization(args.model) == 'fixed')
     paths, labels = facenet.get_image_paths_and_labels(dataset)
     print('Number of classes: %d' % len(dataset))
     print('Number of images: %d' % len(paths))
 
     print('Loading feature extraction model')
-    model = facenet.load_model(os.path.expanduser(args.model))
+    model = facenet.load_model(args.model)
     print('Calculating features for images')
     unreadable = UnreadableImages()
     embedded = embed_images(model, paths, args.image_size, args.batch_size,
-                            use_fixed_image_standardization=args.use_fixed_image_standardization,
+                            use_fixed_image_standardization=use_fixed_image_standardization,
                             unreadable=unreadable)
     if unreadable:
         print(unreadable.summary())
@@ -58,7 +71,6 @@ def main(args):
     labels = np.asarray(labels)[embedded.found]
     class_names = [cls.name.replace('_', ' ') for cls in dataset]
 
-    classifier_filename_exp = os.path.expanduser(args.classifier_filename)
     if args.mode == 'TRAIN':
         print('Training classifier')
         svm = train_classifier(emb_array, labels)
@@ -67,8 +79,6 @@ def main(args):
         print('Saved classifier model to file "%s"' % classifier_filename_exp)
         return None
     print('Testing classifier')
-    with open(classifier_filename_exp, 'rb') as infile:
-        svm, trained_class_names = pickle.load(infile)
     print('Loaded classifier model from file "%s"' % classifier_filename_exp)
     predicted, probabilities = classify(svm, emb_array)
     for i, (index, probability) in enumerate(zip(predicted, probabilities)):
@@ -78,16 +88,32 @@ def main(args):
     return accuracy
 
 
+def read_classifier(filename):
+    """(classifier, class names) from a pickle written by TRAIN mode; a UserError if it is not one."""
+    check_input_file(filename, 'classifier pickle (write it with TRAIN mode)')
+    try:
+        with open(os.path.expanduser(filename), 'rb') as infile:
+            content = pickle.load(infile)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as e:
+        raise UserError(f'{filename}: not a classifier pickle ({type(e).__name__}: {e}), '
+                        'write one with TRAIN mode') from None
+    if not (isinstance(content, tuple) and len(content) == 2 and hasattr(content[0], 'predict_proba')
+            and isinstance(content[1], (list, tuple))):
+        raise UserError(f'{filename}: holds a {type(content).__name__}, not the (classifier, class names) that TRAIN '
+                        'mode writes; train one with TRAIN mode')
+    return content
+
+
 def select_dataset(args):
     """The identities to embed: the training or test part of a split of data_dir, --test_data_dir
     when classifying with one, or all of data_dir."""
     if args.use_split_dataset:
-        train_set, test_set = split_dataset(facenet.get_dataset(args.data_dir), args.min_nrof_images_per_class,
-                                            args.nrof_train_images_per_class)
+        train_set, test_set = split_dataset(require_dataset(args.data_dir, 'data folder'),
+                                            args.min_nrof_images_per_class, args.nrof_train_images_per_class)
         return train_set if args.mode == 'TRAIN' else test_set
     if args.mode == 'CLASSIFY' and args.test_data_dir:
-        return facenet.get_dataset(args.test_data_dir)
-    return facenet.get_dataset(args.data_dir)
+        return require_dataset(args.test_data_dir, 'test data folder')
+    return require_dataset(args.data_dir, 'data folder')
 
 
 def split_dataset(dataset, min_nrof_images_per_class, nrof_train_images_per_class):
@@ -135,7 +161,8 @@ def parse_arguments(argv):
     parser.add_argument('data_dir', type=str,
                         help='Path to the data directory containing aligned face patches.')
     parser.add_argument('model', type=str,
-                        help='A model directory, a frozen .pb, a checkpoint folder, a SavedModel, .keras or .h5 file.')
+                        help='A model directory, a frozen .pb, a checkpoint folder, a SavedModel, .keras or .h5 file, '
+                             f'or a pretrained model name ({pretrained.names_text()}).')
     parser.add_argument('classifier_filename',
                         help='Classifier model file name as a pickle (.pkl) file. '
                              'For training this is the output and for classification this is an input.')
@@ -154,12 +181,13 @@ def parse_arguments(argv):
     parser.add_argument('--nrof_train_images_per_class', type=int, default=10,
                         help='Use this number of images from each class for training and the rest for testing')
     parser.add_argument('--use_fixed_image_standardization', action='store_true',
-                        help='Performs fixed standardization of images.')
+                        help='Performs fixed standardization of images (the default for the 2018 pretrained '
+                             'model names).')
     return parser.parse_args(argv)
 
 
 def cli():
-    main(parse_arguments(sys.argv[1:]))
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

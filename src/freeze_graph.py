@@ -1,23 +1,30 @@
-"""Exports a facenet model as a frozen GraphDef protobuf (.pb), and optionally as a SavedModel, a
-TFLite model and a .keras file.
+"""Exports a facenet model as a frozen GraphDef protobuf (.pb), and optionally as a SavedModel, a TFLite model
+and a .keras file.
 
 As the original: `freeze_graph.py model_dir output_file`, model_dir holding the .meta and checkpoint
 files; the .pb has the tensors `input:0`, `phase_train:0` and `embeddings:0` that original client
 code feeds and fetches. model_dir may also be an original-format frozen .pb, a Keras-2 .h5
-(facenet_keras.h5), a .keras file or a folder holding one. The checkpoint is read by variable name
+(facenet_keras.h5), a .keras file, a folder holding one, or a pretrained model name
+(python src/freeze_graph.py 20180402-114759 20180402-114759.pb). The checkpoint is read by variable name
 (tf.train.load_checkpoint), not with import_meta_graph, which fails on the 2018 models under TF2.
 """
 import argparse
 import os
-import sys
 
+from facenet_tf2.cli import check_output_dir, check_output_file, run_script
 from facenet_tf2.export import save_embedding_saved_model, save_keras, write_frozen_graph, write_tflite
 from facenet_tf2.model_io import load_keras_network
+from facenet_tf2.pretrained import resolve_model
 from facenet_tf2.weights import get_model_filenames
 
 
 def main(args):
-    model_dir = os.path.expanduser(args.model_dir)
+    check_output_file(args.output_file)
+    for output, check in ((args.saved_model, check_output_dir), (args.tflite, check_output_file),
+                          (args.keras, check_output_file)):
+        if output:
+            check(output)
+    model_dir = resolve_model(args.model_dir)
     print(f'Model directory: {model_dir}')
     if os.path.isdir(model_dir) and any(name.endswith('.meta') for name in os.listdir(model_dir)):
         meta_file, ckpt_file = get_model_filenames(model_dir)
@@ -39,10 +46,11 @@ def main(args):
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('model_dir', type=str,
                         help='Directory containing the metagraph (.meta) file and the checkpoint (ckpt) file '
-                             'containing model parameters (or a frozen .pb, .h5 or .keras model)')
+                             'containing model parameters (or a frozen .pb, .h5 or .keras model, or a pretrained '
+                             'model name)')
     parser.add_argument('output_file', type=str, help='Filename for the exported graphdef protobuf (.pb)')
     parser.add_argument('--saved_model', type=str, help='Also write a SavedModel to this directory')
     parser.add_argument('--tflite', type=str, help='Also write a TFLite model to this file')
@@ -53,7 +61,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    main(parse_arguments(sys.argv[1:]))
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

@@ -15,11 +15,13 @@ import sys
 
 import lfw
 from facenet_tf2.arguments import positive_int
-from facenet_tf2.dataset import get_dataset
+from facenet_tf2.cli import check_output_file, run_script
+from facenet_tf2.dataset import require_dataset
 
 
 def main(args):
-    dataset = get_dataset(args.data_dir)
+    dataset = require_dataset(args.data_dir, 'dataset folder')
+    check_output_file(args.pairs_file)
     try:
         folds = lfw.generate_pairs(dataset, args.nrof_folds, args.nrof_pairs, args.seed)
     except ValueError as e:
@@ -45,7 +47,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    main(parse_arguments(sys.argv[1:]))
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

@@ -2,17 +2,18 @@
 
 A pairs file has a header line `nrof_folds nrof_pairs`, then one pair per line: `name i j` (two
 images of one identity) or `name1 i name2 j` (two identities), as LFW's pairs.txt. A numeric
-field i names the LFW-style file `name/name_%04d` (.jpg or .png); any other field names a file
-(with or without its extension) in the identity's folder, which is how generate_pairs.py refers
-to datasets whose files are not numbered the LFW way.
+field i names the LFW-style file `name/name_%04d` (.jpg or .png); a field ending in an image
+extension names that file in the identity's folder, which is how generate_pairs.py refers
+to datasets whose files are not numbered the LFW way. Any other field makes the line an error,
+so that a stray line is not read as a pair whose images are then silently missing.
 """
 import logging
 import os
 
 import numpy as np
 
-from facenet_tf2.files import atomic_path
-from facenet_tf2.images import IMAGE_EXTENSIONS
+from facenet_tf2.files import PathError, atomic_path
+from facenet_tf2.images import IMAGE_EXTENSIONS, is_image_file
 from facenet_tf2.metrics import evaluate_verification
 
 log = logging.getLogger(__name__)
@@ -77,19 +78,26 @@ def get_paths(lfw_dir, pairs, skipped=None):
             continue
         path_list += paths
         issame_list.append(len(pair) == 3)
-    if skipped:
-        log.warning('skipped %d image pairs with missing images', len(skipped))
     return path_list, issame_list
+
+
+def _image_field_ok(field):
+    return field.isdigit() or is_image_file(field)
 
 
 def read_pairs(pairs_filename):
     """The pairs of a pairs file (the header line skipped), a 1-D array of lists of fields.
 
-    The original built np.array(pairs) from rows of 3 and 4 fields, which NumPy 2 refuses.
+    A line that is not `name i j` or `name1 i name2 j` (i, j: numbers or image file names) raises
+    a PathError naming `file:line`. The original built np.array(pairs) from rows of 3 and 4
+    fields, which NumPy 2 refuses.
     """
     pairs = []
-    with open(pairs_filename, 'r') as f:
-        lines = f.readlines()
+    try:
+        with open(pairs_filename, 'r') as f:
+            lines = f.readlines()
+    except UnicodeDecodeError:
+        raise PathError(pairs_filename, 'not a text file; give a pairs file like LFW\'s pairs.txt') from None
     if lines and len(lines[0].split()) in (3, 4):
         log.warning('%s: the first line %r looks like a pair; it is skipped as the header line, as the original did',
                     pairs_filename, lines[0].strip())
@@ -97,9 +105,11 @@ def read_pairs(pairs_filename):
         pair = line.strip().split()
         if not pair:
             continue
-        if len(pair) not in (3, 4):
-            raise ValueError(f'{pairs_filename}:{line_number}: expected "name i j" or "name1 i name2 j", '
-                             f'got {line.strip()!r}')
+        images = pair[1:] if len(pair) == 3 else pair[1::2]
+        if len(pair) not in (3, 4) or not all(_image_field_ok(field) for field in images):
+            raise PathError(f'{pairs_filename}:{line_number}', f'expected "name i j" or "name1 i name2 j" '
+                                                               f'(i, j: image numbers or file names), got '
+                                                               f'{line.strip()[:80]!r}; fix or remove the line')
         pairs.append(pair)
     array = np.empty(len(pairs), dtype=object)
     for index, pair in enumerate(pairs):

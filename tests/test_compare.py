@@ -1,5 +1,6 @@
 """compare.py: MTCNN alignment, embeddings and the distance matrix, against the original's numbers."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +60,13 @@ def test_fixed_standardization(lfw_dir):
 def test_no_face_at_all_is_a_clear_error(bad_files):
     with pytest.raises(ValueError, match='no face found in any of the images'):
         compare.load_and_align_data(list(bad_files), 160, 44, 1.0)
+
+
+def test_an_image_given_twice_keeps_its_rows(bad_files):
+    """The faces follow the listed files even when one is listed twice and another is left out
+    (a dict of paths merged the two, so the printed rows were mislabelled)."""
+    images = sorted(str(path) for path in (Path(__file__).resolve().parents[1] / 'data' / 'images').glob('*.jpg'))
+    files = [images[0], bad_files[1], images[2], images[0]]
+    faces = compare.load_and_align_data(files, 160, 44, 1.0)
+    assert files == [images[0], images[2], images[0]] and faces.shape == (3, 160, 160, 3)
+    assert np.array_equal(faces[0], faces[2]) and not np.array_equal(faces[0], faces[1])

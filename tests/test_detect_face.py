@@ -1,6 +1,8 @@
 """align.detect_face: the helpers' numbers, the fixed bugs, weights from both sources, batching and
 retracing, input conversions. Fidelity to the original's outputs is in test_align_dataset_mtcnn.py."""
+import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -210,3 +212,29 @@ def test_original_client_code_in_a_graph_block(networks, lfw_images):
         boxes, points = detect(lfw_images[0], graph_networks)
     np.testing.assert_array_equal(boxes, detect(lfw_images[0], networks)[0])
     assert points.shape == (10, boxes.shape[0])
+
+
+def test_two_threads_never_make_tf_warn_about_retracing():
+    """The aligner runs two batches at a time on two threads. Calling a tf.function from both at
+    its first call traced it in each, and as TF counts traces by code location (the three
+    networks share one), every align run printed TF's "excessive retracing" warning. Each
+    network is now traced once, when made, and run as that concrete function."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger('tensorflow')
+    logger.addHandler(handler)
+    folder = os.path.join(os.path.dirname(__file__), '..', 'data', 'images')
+    images = [read_image(os.path.join(folder, name)) for name in sorted(os.listdir(folder)) if name.endswith('.jpg')]
+    networks = detect_face.create_mtcnn(None, None)
+    try:
+        with ThreadPoolExecutor(2) as threads:
+            results = list(threads.map(lambda batch: detect_face.detect_faces(batch, MINSIZE, *networks, THRESHOLD,
+                                                                             FACTOR),
+                                       [images[:3], images[3:], images[:2], images[2:]]))
+    finally:
+        logger.removeHandler(handler)
+    assert len(results) == 4 and all(len(boxes) for result in results for boxes, _ in result)
+    np.testing.assert_array_equal(results[0][0][0], results[2][0][0])  # the same image in either thread
+    assert not [record.getMessage() for record in records if 'retracing' in record.getMessage()]
+    assert [network.tracing_count() for network in networks] == [1, 1, 1]

@@ -41,6 +41,12 @@ def test_read_pairs_names_a_bad_line(tmp_path, caplog):
     pairs_file.write_text('1 1\nA 1 2\nB 1\n')
     with pytest.raises(ValueError, match=r'pairs.txt:3: expected'):
         lfw.read_pairs(pairs_file)
+    # Three or four fields are not enough: the images must be numbers or image file names.
+    pairs_file.write_text('1 1\nA 1 2\nsome garbage text\n')
+    with pytest.raises(ValueError, match=r"pairs.txt:3: expected .* got 'some garbage text'; fix or remove the line"):
+        lfw.read_pairs(pairs_file)
+    pairs_file.write_text('1 1\nA portrait.png 2\nA 1 B img.JPG\n')
+    assert [list(pair) for pair in lfw.read_pairs(pairs_file)] == [['A', 'portrait.png', '2'], ['A', '1', 'B', 'img.JPG']]
     pairs_file.write_text('A 1 2\nA 1 2\n\n')  # no header: the first line is skipped, as in the original
     assert lfw.read_pairs_header(pairs_file) is None
     with caplog.at_level(logging.WARNING):

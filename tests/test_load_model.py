@@ -32,6 +32,7 @@ def marilyn(lfw_dir, reference_dir):
 def test_frozen_graph_reproduces_reference_embedding(graph_model, marilyn):
     images, expected = marilyn
     assert graph_model.embedding_size == 128 and graph_model.image_size == 160
+    assert graph_model.standardization is None  # a path does not say; a pretrained name does
     np.testing.assert_allclose(graph_model(images).numpy()[0], expected, atol=TOLERANCE, rtol=0)
 
 
@@ -159,3 +160,21 @@ def test_bfloat16_precision_stays_close_to_the_reference(frozen_model_pb, lfw_di
     (tmp_path / 'saved_model.pb').write_bytes(b'')
     with pytest.raises(facenet.ModelLoadError, match='needs the network'):
         facenet.load_model(str(tmp_path), precision='bfloat16')
+
+
+def test_original_tf1_session_pattern_with_a_frozen_graph(frozen_model_pb, marilyn):
+    """The original's client code runs unchanged: load_model imports the graph into the default
+    graph of the session, and the tensors are found by name."""
+    images, expected = marilyn
+    batch = np.concatenate([images, images[:, :, ::-1]])
+    with tf.Graph().as_default():
+        with tf.compat.v1.Session() as sess:
+            facenet.load_model(str(frozen_model_pb))
+            graph = tf.compat.v1.get_default_graph()
+            images_placeholder = graph.get_tensor_by_name('input:0')
+            phase_train_placeholder = graph.get_tensor_by_name('phase_train:0')
+            emb = sess.run('embeddings:0', feed_dict={images_placeholder: batch, phase_train_placeholder: False})
+            assert graph.get_tensor_by_name('embeddings:0').shape[-1] == 128
+    np.testing.assert_allclose(emb[0], expected, atol=TOLERANCE, rtol=0)
+    assert 0.05 < np.sum(np.square(emb[0] - emb[1])) < 1.0
+

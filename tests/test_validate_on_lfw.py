@@ -149,3 +149,39 @@ def test_validate_on_lfw_with_the_original_frozen_graph(tmp_path, lfw_dir, froze
     row = list(saved['paths']).index('Marilyn_Monroe/Marilyn_Monroe_0001.png')
     expected = reference['embeddings'][list(reference['paths']).index('Marilyn_Monroe/Marilyn_Monroe_0001.png')]
     np.testing.assert_allclose(saved['embeddings'][row], expected, atol=1e-5, rtol=0)
+
+
+def test_missing_images_skip_their_pairs_with_one_warning(tmp_path, monkeypatch, capsys):
+    """As on LFW, where MTCNN finds no face in Marilyn_Monroe_0001: the pairs of a missing image are
+    left out by default, counted and named once; --strict stops instead."""
+    data_dir = _faces(tmp_path / 'faces', nrof_identities=12)
+    pairs_file = tmp_path / 'pairs.txt'
+    generate_pairs.main(generate_pairs.parse_arguments([str(data_dir), str(pairs_file), '--nrof_folds', '2',
+                                                        '--nrof_pairs', '6']))
+    pairs = lfw.read_pairs(pairs_file)
+    name, number = pairs[0][:2]
+    (data_dir / name / f'{name}_{int(number):04d}.png').unlink()
+    _, _, skipped = validate_on_lfw.find_pair_images(str(data_dir), str(pairs_file))
+    monkeypatch.setattr(facenet, 'load_model', lambda path, precision='float32': PooledPixels(), raising=False)
+    capsys.readouterr()
+    result = validate_on_lfw.main(validate_on_lfw.parse_arguments([
+        str(data_dir), 'stand-in-model', '--lfw_pairs', str(pairs_file), '--image_size', str(IMAGE_SIZE)]))
+    printed = capsys.readouterr().out
+    assert 1 <= len(skipped) and result.nrof_pairs == 24 - len(skipped)
+    assert printed.count('skipped') == 1
+    assert (f'Warning: skipped {len(skipped)} of 24 pairs with a missing image ({" ".join(pairs[0])}'
+            in printed)
+    assert f'the figures are over the other {24 - len(skipped)} pairs (--strict stops instead)' in printed
+
+
+def test_embed_images_uses_the_models_own_standardisation_by_default(tmp_path):
+    data_dir = _faces(tmp_path / 'faces', nrof_identities=2, nrof_images=2)
+    paths = sorted(str(path) for path in data_dir.rglob('*.png'))
+    model = PooledPixels()
+    prewhitened = embed_images(model, paths, IMAGE_SIZE, 4).embeddings
+    fixed = embed_images(model, paths, IMAGE_SIZE, 4, use_fixed_image_standardization=True).embeddings
+    assert np.abs(fixed - prewhitened).max() > 1e-3
+    model.standardization = 'fixed'  # as load_model sets it for a pretrained name
+    np.testing.assert_array_equal(embed_images(model, paths, IMAGE_SIZE, 4).embeddings, fixed)
+    np.testing.assert_array_equal(embed_images(model, paths, IMAGE_SIZE, 4, use_fixed_image_standardization=False)
+                                  .embeddings, prewhitened)

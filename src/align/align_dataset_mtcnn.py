@@ -1,5 +1,7 @@
-"""Performs face alignment and stores face thumbnails in the output directory (the original's script,
-same arguments and outputs; see align.aligner for what it does and what was added).
+"""Performs face alignment and stores face thumbnails in the output directory.
+
+The original's script, same arguments and outputs; see align.aligner for what it does and what
+was added. The input has one folder of images per person (IN/Name/Name_0001.jpg).
 
     python src/align/align_dataset_mtcnn.py ~/datasets/lfw/raw ~/datasets/lfw/lfw_mtcnnpy_160 \
         --image_size 160 --margin 32 --workers 2
@@ -14,11 +16,16 @@ if __package__ in (None, ''):
 
 from align.aligner import align_dataset  # pylint: disable=wrong-import-position
 from facenet_tf2.arguments import str2bool  # pylint: disable=wrong-import-position
+from facenet_tf2.cli import check_input_dir, check_output_dir, run_script  # pylint: disable=wrong-import-position
+from facenet_tf2.dataset import require_dataset  # pylint: disable=wrong-import-position
 from facenet_tf2.runfiles import store_revision_info  # pylint: disable=wrong-import-position
 
 
 def main(args):
-    output_dir = os.path.expanduser(args.output_dir)
+    require_dataset(args.input_dir, 'input folder')
+    if args.mtcnn_model_dir:
+        check_input_dir(args.mtcnn_model_dir, 'folder of det1.npy, det2.npy, det3.npy')
+    output_dir = check_output_dir(args.output_dir)
     os.makedirs(output_dir, exist_ok=True)
     # Store some git revision info in a text file in the output directory, as the original.
     src_path = os.path.dirname(os.path.realpath(__file__))
@@ -27,13 +34,13 @@ def main(args):
     summary = align_dataset(args.input_dir, output_dir, image_size=args.image_size, margin=args.margin,
                             random_order=args.random_order, detect_multiple_faces=args.detect_multiple_faces,
                             gpu_memory_fraction=args.gpu_memory_fraction, workers=args.workers,
-                            model_path=args.mtcnn_model_dir)
+                            model_path=args.mtcnn_model_dir, retry_failed=args.retry_failed)
     print('\n'.join(summary.lines()))
     return summary
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('input_dir', type=str, help='Directory with unaligned images.')
     parser.add_argument('output_dir', type=str, help='Directory with aligned face thumbnails.')
     parser.add_argument('--image_size', type=int,
@@ -53,6 +60,9 @@ def parse_arguments(argv):
     parser.add_argument('--mtcnn_model_dir', type=str, default=None,
                         help='Folder with the original det1.npy, det2.npy, det3.npy '
                              '(default: the weights shipped by the mtcnn package).')
+    parser.add_argument('--retry_failed', action='store_true',
+                        help='Also retry the images that earlier runs found no face in (images that could not be '
+                             'read are always retried).')
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error('--workers must be at least 1')
@@ -60,7 +70,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    main(parse_arguments(sys.argv[1:]))
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

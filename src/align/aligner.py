@@ -12,12 +12,16 @@ Added: images are processed in batches (`detect_faces`), optionally over several
 with no image done twice; PNGs are written under a temporary name and renamed once their
 bounding-box line is on disk, so no half-written PNG ever appears; a re-run skips images already done
 (their PNG exists, or an earlier bounding_boxes file lists them without a face), so a killed run resumes;
-unreadable or failing images are reported (summary and bounding_boxes file) and never stop the run.
+unreadable or failing images are reported in the summary and never stop the run. Only real outcomes
+are recorded: an image that could not be read or processed is not written to the bounding_boxes file,
+so the next run tries it again (as the original retried every image without an output), and
+`retry_failed` also retries the images recorded without a face.
 """
 import glob
 import multiprocessing
 import os
 import random
+import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -169,7 +173,8 @@ class Summary:
                  f' ({self.nrof_faces_aligned} face thumbnails)',
                  f'  already done by an earlier run (skipped): {self.already_done}',
                  f'  no face found: {len(self.no_face)}',
-                 f'  unreadable or failed: {len(self.errors)}']
+                 f'  unreadable or failed: {len(self.errors)}' + (' (not recorded: the next run retries them)'
+                                                                  if self.errors else '')]
         lines += [f'    {path}: {reason}' for path, reason in self.errors]
         return lines
 
@@ -190,10 +195,11 @@ def _has_box(line):
     return len(fields) == 5 and all(field.lstrip('-').isdigit() for field in fields[1:])
 
 
-def plan_tasks(input_dir, output_dir, random_order, detect_multiple_faces):
-    """(tasks still to do, number of images in input_dir); makes the per-class output folders."""
+def plan_tasks(input_dir, output_dir, random_order, detect_multiple_faces, retry_failed=False):
+    """(tasks still to do, number of images in input_dir); makes the per-class output folders.
+    retry_failed: also redo the images earlier runs recorded without a face."""
     dataset = get_dataset(input_dir)
-    without_face = recorded_without_face(output_dir)
+    without_face = set() if retry_failed else recorded_without_face(output_dir)
     if random_order:
         random.shuffle(dataset)
     tasks, total = [], 0
@@ -226,13 +232,14 @@ def open_bounding_boxes_file(output_dir):
 
 def commit(result, text_file, summary):
     """Records one image: its line(s) in the bounding_boxes file, flushed, then its PNGs renamed into
-    place (the first one last, since its presence marks the image done)."""
+    place (the first one last, since its presence marks the image done). An image that failed is
+    not recorded, so a later run retries it."""
     task = result.task
     if result.error is not None:
         summary.errors.append((task.image_path, result.error))
-    elif not result.faces:
-        summary.no_face.append(task.image_path)
+        return
     if not result.faces:
+        summary.no_face.append(task.image_path)
         text_file.write('%s\n' % task.output_filename)
         text_file.flush()
         return
@@ -316,17 +323,18 @@ def run_tasks(pool, tasks, text_file, summary, bar=None):
 
 
 def align_dataset(input_dir, output_dir, image_size=182, margin=44, random_order=False, detect_multiple_faces=False,
-                  gpu_memory_fraction=1.0, workers=1, model_path=None, progress=True):
-    """Aligns every image of input_dir (one folder per identity) into output_dir; returns a Summary."""
+                  gpu_memory_fraction=1.0, workers=1, model_path=None, progress=True, retry_failed=False):
+    """Aligns every image of input_dir (one folder per identity) into output_dir; returns a Summary.
+    The progress bar shows only on a terminal: in a log file it would be thousands of lines."""
     output_dir = os.path.expanduser(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    tasks, total = plan_tasks(input_dir, output_dir, random_order, detect_multiple_faces)
+    tasks, total = plan_tasks(input_dir, output_dir, random_order, detect_multiple_faces, retry_failed)
     summary = Summary(nrof_images_total=total, already_done=total - len(tasks))
     if not tasks:
         return summary
     workers = max(1, min(workers, len(tasks)))
     with open_bounding_boxes_file(output_dir) as text_file, \
-            tqdm(total=len(tasks), unit='img', disable=not progress, dynamic_ncols=True) as bar, \
+            tqdm(total=len(tasks), unit='img', disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True) as bar, \
             AlignmentPool(workers, (image_size, margin, detect_multiple_faces, model_path), gpu_memory_fraction) as pool:
         run_tasks(pool, tasks, text_file, summary, bar)
     return summary

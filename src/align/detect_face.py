@@ -217,13 +217,20 @@ def _eager():
 
 
 def _network_function(model, input_shape):
-    """The model as one tf.function with a dynamic batch (and, for P-Net, image size): no retracing."""
+    """The model as one tf.function with a dynamic batch (and, for P-Net, image size): no retracing.
+
+    It is traced here, once, and run as that concrete function: calling the tf.function from the
+    aligner's two threads could trace it twice at the first call, and as TF counts traces by code
+    location, the three networks' traces made it warn about "excessive retracing" on every run.
+    """
     graph_fn = tf.function(lambda x: model(x, training=False),
                            input_signature=[tf.TensorSpec([None, *input_shape, 3], tf.float32)])
+    with _eager():
+        concrete = graph_fn.get_concrete_function()
 
     def run(batch):
         with _eager():
-            return tuple(output.numpy() for output in graph_fn(tf.convert_to_tensor(batch, tf.float32)))
+            return tuple(output.numpy() for output in concrete(tf.convert_to_tensor(batch, tf.float32)))
 
     run.tracing_count = graph_fn.experimental_get_tracing_count
     return run

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 
+from facenet_tf2.files import PathError
 from facenet_tf2.images import is_image_file
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,25 @@ def get_dataset(path, has_class_directories=True):
     if empty:
         log.warning('%s: %d identity folder(s) without images: %s', path, len(empty),
                     ', '.join(empty[:10]) + (' ...' if len(empty) > 10 else ''))
+    return dataset
+
+
+def require_dataset(path, what='dataset folder'):
+    """get_dataset(path) for a script's input: a PathError says what to do when `path` is no folder,
+    holds images but no identity sub-folders, or holds no image at all."""
+    path_exp = os.path.expanduser(str(path))
+    if not os.path.exists(path_exp):
+        raise PathError(path, f'no such {what}, check the path')
+    if not os.path.isdir(path_exp):
+        raise PathError(path, f'is a file, not a {what}; give the folder')
+    dataset = get_dataset(path)
+    if not any(cls.image_paths for cls in dataset):
+        loose = get_image_paths(path_exp)
+        if loose:
+            raise PathError(path, f'{len(loose)} images but no identity sub-folders; put each person\'s images in '
+                                  f'a folder of their own ({os.path.join(str(path), "Name", os.path.basename(loose[0]))})')
+        raise PathError(path, f'no images in the {what}; expected one folder of images per person, '
+                              f'{os.path.join(str(path), "Name", "image.jpg")}')
     return dataset
 
 

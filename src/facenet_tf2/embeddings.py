@@ -34,7 +34,7 @@ class Embeddings:
 
 
 def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_images=False,
-                 use_fixed_image_standardization=False, unreadable=None, progress=None):
+                 use_fixed_image_standardization=None, unreadable=None, progress=None):
     """Embeds every image with `model` (a facenet.load_model callable: images -> [N, D]).
 
     use_flipped_images: each row is the embedding of the image followed by that of its mirror
@@ -42,7 +42,8 @@ def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_imag
     twice, the second copy with the FLIP control bit; here each batch is decoded once and its
     mirror image made in the graph, which gives the same input (the standardisations commute
     with the flip) for half the decoding. use_fixed_image_standardization: (x - 127.5) / 128
-    instead of per-image standardisation. unreadable: an UnreadableImages that records files
+    instead of per-image standardisation; None: the model's own (model.standardization, known
+    for a pretrained model name), else per-image. unreadable: an UnreadableImages that records files
     that cannot be read (they get found=False) instead of stopping with an error.
     progress: show a progress bar (None: when stderr is a terminal).
     """
@@ -52,6 +53,8 @@ def embed_images(model, image_paths, image_size, batch_size, *, use_flipped_imag
     nrof_files = len(unique_paths)
     # The label of an image is its row, so each embedding finds its place whatever the pipeline skips.
     labels = np.arange(nrof_files)
+    if use_fixed_image_standardization is None:
+        use_fixed_image_standardization = getattr(model, 'standardization', None) == 'fixed'
     control = FIXED_STANDARDIZATION if use_fixed_image_standardization else 0
     dataset = create_input_pipeline(unique_paths, labels, control, image_size, batch_size, unreadable=unreadable)
     emb_array, found = None, np.zeros(nrof_files, bool)

@@ -1,14 +1,22 @@
 """facenet.load_model for TF2: any pretrained model format to an embedding callable.
 
-`load_model(model)` accepts a frozen `.pb`, a checkpoint folder (`model-*.ckpt-*` + `.meta`), a
-SavedModel folder, a `.keras` file, a Keras-2 `.h5`, or a folder holding one of these, and returns
-an `EmbeddingModel`: `m(images)` maps float images [N, H, W, 3] (standardised as the model expects)
-to L2-normalised embeddings [N, D], also inside a tf.function, on CPU or GPU.
+`load_model(model)` accepts a pretrained model name (`20180402-114759`, `20180408-102900`,
+`20170512-110547`: downloaded on first use, see facenet_tf2.pretrained), a frozen `.pb`, a checkpoint
+folder (`model-*.ckpt-*` + `.meta`), a SavedModel folder, a `.keras` file, a Keras-2 `.h5`, or a folder
+holding one of these, and returns an `EmbeddingModel`: `m(images)` maps float images [N, H, W, 3]
+(standardised as the model expects) to L2-normalised embeddings [N, D], also inside a tf.function,
+on CPU or GPU.
 
 A frozen graph runs as the graph it is (imported with tf.compat.v1.wrap_function and pruned from
-`input:0` to `embeddings:0`, `phase_train:0` fed False), so the original's own numbers come out.
-The other formats are loaded into the Keras networks of `models/`.
+`input:0` to `embeddings:0`, `phase_train:0` fed False), so the original's own numbers come out;
+an inference-optimised graph (batch size fixed in its reshapes) and the other formats are loaded
+into the Keras networks of `models/`.
+
+Called inside a TF1 graph context (`with tf.Graph().as_default(): with tf.compat.v1.Session()`),
+load_model does what the original did instead: it imports the model as a frozen graph into the
+default graph, so `sess.run('embeddings:0', {'input:0': ..., 'phase_train:0': False})` works.
 """
+import concurrent.futures
 import glob
 import json
 import os
@@ -17,8 +25,9 @@ import keras
 import tensorflow as tf
 
 from facenet_tf2.inference import fold_batch_norm  # also registers the layers that .keras files name
+from facenet_tf2.pretrained import names_text, resolve_model, standardization
 from facenet_tf2.weights import (ModelLoadError, build_keras_model, checkpoint_weights, frozen_graph_weights,
-                                 get_model_filenames, keras2_h5_weights, read_graph_def)
+                                 get_model_filenames, is_inference_optimised, keras2_h5_weights, read_graph_def)
 
 INPUT_TENSOR = 'input:0'
 PHASE_TRAIN_TENSOR = 'phase_train:0'
@@ -34,8 +43,9 @@ class EmbeddingModel:
     """Callable images [N, H, W, 3] -> L2-normalised float32 embeddings [N, D] (a tf.Tensor).
 
     Attributes: `embedding_size` (D), `image_size` (input side, or None when the format does not
-    say), `source` (the path it was loaded from) and `keras_model` (the Keras network, or None for
-    a frozen graph).
+    say), `source` (the path it was loaded from), `keras_model` (the Keras network, or None for
+    a frozen graph) and `standardization` ('fixed' or 'prewhiten' for a pretrained model name,
+    else None: the format does not say).
     """
 
     def __init__(self, function, embedding_size, image_size, source, keras_model=None, owner=None):
@@ -45,6 +55,7 @@ class EmbeddingModel:
         self.image_size = image_size
         self.source = source
         self.keras_model = keras_model
+        self.standardization = None
 
     def __call__(self, images):
         return self._function(tf.cast(images, tf.float32))
@@ -126,21 +137,16 @@ def graph_image_size(graph_def):
     return None
 
 
-def load_frozen_graph(path, input_map=None):
-    graph_def = read_graph_def(path)
-    function = frozen_graph_function(graph_def, input_map, source=path)
-    image_size = graph_image_size(graph_def)
-    embedding_size = function.outputs[0].shape[-1]
-    if embedding_size is None:  # a graph without static shapes: ask it
-        embedding_size = function(tf.zeros([1, image_size or 160, image_size or 160, 3])).shape[-1]
-    return EmbeddingModel(function, embedding_size, image_size, path)
-
-
 def load_keras_network(model):
     """(Keras prelogits model, image size or None) of a model in a format that carries its
     weights: a checkpoint folder, an original-format frozen .pb, a Keras-2 .h5 or a .keras file
     (or a folder holding one)."""
     kind, path = find_model(model)
+    return _keras_network(kind, path)
+
+
+def _keras_network(kind, path, graph_def=None):
+    """load_keras_network for a model already found; graph_def: the .pb's, if already read."""
     if kind == 'keras':
         network = _load_keras_file(path)
         return network, network.input_shape[1]
@@ -149,7 +155,7 @@ def load_keras_network(model):
         source = os.path.join(path, ckpt_file)
         weights, image_size = checkpoint_weights(source), _meta_image_size(os.path.join(path, meta_file))
     elif kind == 'pb':
-        graph_def, source = read_graph_def(path), path
+        graph_def, source = graph_def if graph_def is not None else read_graph_def(path), path
         weights, image_size = frozen_graph_weights(graph_def), graph_image_size(graph_def)
     elif kind == 'h5':
         source, weights, image_size = path, keras2_h5_weights(path), _h5_image_size(path)
@@ -217,12 +223,14 @@ def load_saved_model(path):
 def find_model(path):
     """(format, file or folder) of the model at `path`: 'pb', 'checkpoint', 'saved_model', 'keras' or 'h5'.
 
-    A folder is searched like the original's model folders: a checkpoint (`.meta`) first, as the
+    A pretrained model name is downloaded first (facenet_tf2.pretrained). A folder is searched
+    like the original's model folders: a checkpoint (`.meta`) first, as the
     original load_model did, then a SavedModel, then a single .pb, .keras or .h5 file.
     """
-    path = os.path.expanduser(str(path))
+    path = resolve_model(path)
     if not os.path.exists(path):
-        raise ModelLoadError(path, 'no such file or directory')
+        raise ModelLoadError(path, f'no such file or directory; give a model file or folder, or a pretrained '
+                                   f'model name ({names_text()})')
     if os.path.isfile(path):
         for extension, kind in (('.pb', 'pb'), ('.keras', 'keras'), ('.h5', 'h5'), ('.hdf5', 'h5')):
             if path.lower().endswith(extension):
@@ -245,29 +253,79 @@ def find_model(path):
 def load_model(model, input_map=None, precision='float32'):
     """The original facenet.load_model, for TF2: returns an `EmbeddingModel` (see the module doc).
 
-    `input_map` maps tensor names of a frozen graph to values fed in at import (the original's
-    argument); other formats have no graph tensors to map and reject it.
+    `model` is a path or a pretrained model name. `input_map` maps tensor names of a frozen graph
+    to values fed in at import (the original's argument); other formats have no graph tensors to
+    map and reject it.
     `precision='bfloat16'` computes in bfloat16 (mixed precision): about twice as fast on CPUs with
     AVX512-BF16 or AMX and on recent GPUs, with embeddings within about 1e-2 of float32 (LFW accuracy
     unchanged for 20170512-110547, see README). A frozen .pb then runs as the Keras network built from
     its constants instead of as its own graph.
+    Under a TF1 graph context it imports the model into the default graph and returns None, as the
+    original did (see the module doc).
     """
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, not {precision!r}')
+    embedding_model = _load_model(model, input_map, precision)
+    if embedding_model is not None:
+        embedding_model.standardization = standardization(model)
+    return embedding_model
+
+
+def _load_model(model, input_map, precision):
     kind, path = find_model(model)
     print(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
-    if precision != 'float32':
-        if input_map or kind == 'saved_model':
-            raise ModelLoadError(path, f'precision={precision} needs the network\'s weights: give a .pb, '
-                                       'checkpoint, .keras or .h5 model, without input_map')
-        network, image_size = load_keras_network(path)
-        return embedding_model_from_keras(network, path, image_size, precision)
-    if kind == 'pb':
-        return load_frozen_graph(path, input_map)
+    if not tf.executing_eagerly() and not tf.inside_function():
+        if precision != 'float32':
+            raise ModelLoadError(path, f'precision={precision} works in TF2 code only, not in a TF1 session')
+        import_into_default_graph(kind, path, input_map)
+        return None
+    graph_def = read_graph_def(path) if kind == 'pb' else None
+    if graph_def is not None and precision == 'float32' and not is_inference_optimised(graph_def):
+        function = frozen_graph_function(graph_def, input_map, source=path)
+        return EmbeddingModel(function, _embedding_size(function, graph_def), graph_image_size(graph_def), path)
     if input_map:
-        raise ModelLoadError(path, f'input_map applies to frozen .pb graphs only, not to a {kind} model')
+        raise ModelLoadError(path, 'input_map applies to frozen .pb graphs run as they are, not to '
+                                   + (f'precision={precision}' if precision != 'float32' else
+                                      'an inference-optimised graph' if kind == 'pb' else f'a {kind} model'))
     if kind == 'saved_model':
+        if precision != 'float32':
+            raise ModelLoadError(path, f'precision={precision} needs the network\'s weights: give a .pb, '
+                                       'checkpoint, .keras or .h5 model')
         return load_saved_model(path)
-    network, image_size = load_keras_network(path)
-    return embedding_model_from_keras(network, path, image_size)
+    network, image_size = _keras_network(kind, path, graph_def)
+    return embedding_model_from_keras(network, path, image_size, precision)
 
+
+def _embedding_size(function, graph_def):
+    size = function.outputs[0].shape[-1]
+    if size is None:  # a graph without static shapes: ask it
+        side = graph_image_size(graph_def) or 160
+        size = function(tf.zeros([1, side, side, 3])).shape[-1]
+    return size
+
+
+def import_into_default_graph(kind, path, input_map=None):
+    """The original load_model: the model as a frozen graph (tensors `input`, `phase_train`,
+    `embeddings`) imported into the default graph under no name scope.
+
+    A frozen graph that takes any batch size is imported as it is (with `input_map`); any other
+    model is exported as one first (facenet_tf2.export), in a thread of its own because Keras
+    builds its network eagerly and the TF1 graph context belongs to this thread.
+    """
+    graph_def = read_graph_def(path) if kind == 'pb' else None
+    if graph_def is None or is_inference_optimised(graph_def):
+        if input_map:
+            raise ModelLoadError(path, f'input_map applies to frozen .pb graphs run as they are, not to a {kind} '
+                                       'model')
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            graph_def = thread.submit(_exported_graph_def, kind, path, graph_def).result()
+    tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name='')
+
+
+def _exported_graph_def(kind, path, graph_def):
+    from facenet_tf2.export import frozen_graph_def  # pylint: disable=import-outside-toplevel  # export imports us
+    if kind == 'saved_model':
+        raise ModelLoadError(path, 'a SavedModel holds a traced function, not a graph to import into a TF1 '
+                                   'session; give the .pb, checkpoint, .keras or .h5 it was made from')
+    network, image_size = _keras_network(kind, path, graph_def)
+    return frozen_graph_def(network, image_size or 160)

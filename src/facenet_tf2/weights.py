@@ -4,7 +4,9 @@ Each reader returns `{original variable name: ndarray}`; `build_keras_model` rec
 from the names (InceptionResnetV1, InceptionResnetV2, squeezenet, dummy), builds it and assigns
 every weight by name through the one mapping in facenet_tf2.slim_layers. Formats:
 - a frozen GraphDef (.pb) written by the original freeze_graph.py: the variables are Const nodes
-  under their variable names;
+  under their variable names; in an inference-optimised graph (TF's optimize_for_inference, as
+  the graph_final.pb of the 2018 models) BatchNorm is folded into each convolution, whose
+  `weights` are then scaled and whose `Conv2D_bn_offset` is the folded BatchNorm's offset;
 - a TF1 name-based checkpoint (`model-*.ckpt-*`): read with tf.train.load_checkpoint, because
   tf.compat.v1.train.import_meta_graph fails on the 2018 models' .meta under TF2;
 - a Keras-2 .h5 conversion in keras-facenet naming (facenet_keras.h5 of nyoki-mtl/keras-facenet).
@@ -17,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from facenet_tf2.files import PathError
-from facenet_tf2.slim_layers import original_name
+from facenet_tf2.slim_layers import BATCH_NORM_EPSILON, original_name
 
 # Keras model name -> module of its builder (`build_model`, and `SCOPE`: the original variable scope).
 ARCHITECTURES = {
@@ -47,10 +49,31 @@ def read_graph_def(path):
     return graph_def
 
 
+_FOLDED_OFFSET = 'Conv2D_bn_offset'
+
+
 def frozen_graph_weights(graph_def):
-    """The variable constants of a frozen graph, by variable name."""
-    return {node.name: tf.make_ndarray(node.attr['value'].tensor) for node in graph_def.node
-            if node.op == 'Const' and node.name.rsplit('/', 1)[-1] in _VARIABLE_LEAVES}
+    """The variable constants of a frozen graph, by variable name.
+
+    A folded convolution's offset becomes a BatchNorm that changes nothing but adds it (mean 0,
+    variance 1 - epsilon, beta = offset), so the network's layers take the weights unchanged
+    and folding them again (facenet_tf2.inference) gives back the graph's own kernels.
+    """
+    weights = {node.name: tf.make_ndarray(node.attr['value'].tensor) for node in graph_def.node
+               if node.op == 'Const' and node.name.rsplit('/', 1)[-1] in _VARIABLE_LEAVES + (_FOLDED_OFFSET,)}
+    for name in [name for name in weights if name.endswith('/' + _FOLDED_OFFSET)]:
+        offset = weights.pop(name)
+        scope = name.rsplit('/', 1)[0]
+        weights[f'{scope}/BatchNorm/beta'] = offset
+        weights[f'{scope}/BatchNorm/moving_mean'] = np.zeros_like(offset)
+        weights[f'{scope}/BatchNorm/moving_variance'] = np.full_like(offset, 1 - BATCH_NORM_EPSILON)
+    return weights
+
+
+def is_inference_optimised(graph_def):
+    """True for a graph whose BatchNorms were folded into the convolutions by TF's inference
+    optimisation; such graphs also fix the batch size in their reshapes (at 1 in the 2018 models)."""
+    return any(node.name.endswith('/' + _FOLDED_OFFSET) for node in graph_def.node)
 
 
 def checkpoint_weights(checkpoint_prefix):

@@ -1,16 +1,17 @@
 """The command-line flags both trainers share, with the original's names, defaults and meanings,
 and the checks that refuse a bad run before any model is built."""
 import argparse
-import sys
 import importlib
 import os
 
 from facenet_tf2.arguments import positive_int
+from facenet_tf2.cli import UserError
+from facenet_tf2.pretrained import PRETRAINED_MODELS
 from facenet_tf2.runfiles import read_learning_rate_schedule
 from facenet_tf2.training.optimizers import OPTIMIZERS
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(UserError):
     """A training run that cannot start; the message says what is wrong and what to do."""
 
 
@@ -101,8 +102,10 @@ def check_common_arguments(args):
             raise TrainingInputError(f'--lfw_pairs {args.lfw_pairs}: no such file, and --lfw_dir needs it; give the '
                                      'pairs file (LFW pairs.txt or one from generate_pairs.py)')
     if args.pretrained_model and not os.path.exists(os.path.expanduser(args.pretrained_model)) \
-            and not _is_checkpoint_prefix(os.path.expanduser(args.pretrained_model)):
-        raise TrainingInputError(f'--pretrained_model {args.pretrained_model}: no such file or folder')
+            and not _is_checkpoint_prefix(os.path.expanduser(args.pretrained_model)) \
+            and args.pretrained_model not in PRETRAINED_MODELS:
+        raise TrainingInputError(f'--pretrained_model {args.pretrained_model}: no such file or folder, nor a pretrained '
+                                 f'model name ({", ".join(PRETRAINED_MODELS)})')
     if not 0.0 < args.keep_probability <= 1.0:
         raise TrainingInputError(f'--keep_probability {args.keep_probability}: must be in (0, 1]')
 
@@ -114,16 +117,3 @@ def _is_checkpoint_prefix(path):
 def parser_for(description):
     return argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
-
-def run_script(script, main, args):
-    """Runs a trainer's main(args); a user error ends it with one line `<script>: <problem>` and
-    exit status 1 (FACENET_TF2_DEBUG=1 shows the traceback instead)."""
-    from facenet_tf2.files import PathError  # pylint: disable=import-outside-toplevel
-    from facenet_tf2.training.run import NonFiniteLoss  # pylint: disable=import-outside-toplevel
-    try:
-        return main(args)
-    except (TrainingInputError, PathError, FileNotFoundError, NonFiniteLoss) as e:
-        if os.environ.get('FACENET_TF2_DEBUG'):
-            raise
-        print(f'{script}: {e}', file=sys.stderr)
-        sys.exit(1)

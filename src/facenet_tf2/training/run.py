@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 import lfw
+from facenet_tf2.cli import UserError
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.export import save_keras, write_frozen_graph
 from facenet_tf2.files import atomic_path
@@ -234,8 +235,8 @@ def export_embedding_network(trainer, folders, image_size):
     return frozen
 
 
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or Inf: the run stops and keeps its last good checkpoint."""
+class NonFiniteLoss(UserError):
+    """The loss became NaN or Inf: the run stops, with one line, and keeps its last good checkpoint."""
 
 
 class TrainingRun:
