@@ -12,15 +12,14 @@ online. Example, the original's command line:
         --model_def models.inception_resnet_v1 --lfw_dir ~/datasets/lfw/lfw_mtcnnalign_160 \\
         --optimizer RMSPROP --learning_rate 0.01 --weight_decay 1e-4 --max_nrof_epochs 500
 """
-import sys
 import time
 
 import numpy as np
 
-from facenet_tf2.dataset import get_dataset
+from facenet_tf2.cli import run_script
+from facenet_tf2.dataset import require_dataset
 from facenet_tf2.pipeline import RANDOM_CROP, RANDOM_FLIP, UnreadableImages
-from facenet_tf2.training.options import (TrainingInputError, add_common_arguments, check_common_arguments,
-                                          parser_for, run_script)
+from facenet_tf2.training.options import TrainingInputError, add_common_arguments, check_common_arguments, parser_for
 from facenet_tf2.training.startup import start_training
 from facenet_tf2.training.triplet_training import (SampleEmbedder, nrof_triplet_batches, offline_triplet_loss,
                                                    online_triplet_loss, round_seed, triplet_batches)
@@ -57,7 +56,7 @@ def check_arguments(args):
 
 def training_set(args):
     """The identities of --data_dir, refusing a set where triplets cannot be formed."""
-    dataset = get_dataset(args.data_dir)
+    dataset = require_dataset(args.data_dir)
     usable = len(pk_classes(dataset))
     needed = 2 if args.triplet_strategy == 'vggface' else args.batch_size // args.images_per_person
     if usable < needed:
@@ -213,7 +212,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    run_script('train_tripletloss.py', main, parse_arguments(sys.argv[1:]))
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':
