@@ -8,10 +8,12 @@ measures the starting accuracy of --pretrained_model on them, runs the script an
 log: per epoch the mean triplet loss, the fraction of active triplets, the triplets selected per
 round and the held-out accuracy; the share of time spent in sampling and selection.
 
-    python benchmarks/finetune_tripletloss.py --work_dir /tmp/triplet_lfw --triplet_strategy vggface
-    python benchmarks/finetune_tripletloss.py --work_dir /tmp/triplet_lfw --triplet_strategy batch_hard
-    python benchmarks/finetune_tripletloss.py --work_dir /tmp/triplet_scratch --pretrained_model '' \\
-        --learning_rate 0.05 --alpha 0.2
+    python benchmarks/finetune_tripletloss.py --work_dir /tmp/ft_vggface --people_per_batch 15 --images_per_person 4 \\
+        --batch_size 30 --epoch_size 10 --max_nrof_epochs 3 --optimizer ADAGRAD --learning_rate 0.002
+    python benchmarks/finetune_tripletloss.py --work_dir /tmp/ft_scratch --pretrained_model '' --people_per_batch 15 \\
+        --images_per_person 4 --batch_size 30 --epoch_size 8 --max_nrof_epochs 3 --optimizer ADAGRAD --learning_rate 0.05
+
+Arguments it does not know go to train_tripletloss.py (the README lists the runs it measured).
 """
 import argparse
 import os
