@@ -12,6 +12,15 @@ Contenders, interleaved round by round (the machine may be shared; the figures a
 It prints the ratio of a training image's time to an inference image's (the goal: at most 3.5),
 that the train step traced once, and, with --loss_curve N, the losses of N float32 and N bfloat16
 steps from the same weights on the same batches, to show what bfloat16 does to the loss curve.
+
+With --triplet the contenders are inference and train_tripletloss.py's default loop instead: per
+sampling round (--people_per_batch x --images_per_person images), the forward pass in training mode,
+the triplet selection and the train steps on the selected triplets (at most --steps_per_round);
+images/s of the whole round (sampled + trained images) and of the train steps, and the share of
+the round spent in selection.
+
+    python benchmarks/bench_train.py --data_dir ALIGNED_160 --pretrained_model MODEL --triplet --batch_size 30 \
+        --people_per_batch 15 --images_per_person 8
 """
 import argparse
 import os
@@ -27,11 +36,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels  # noqa: E402
 from facenet_tf2.model_io import embedding_model_from_keras  # noqa: E402
-from facenet_tf2.pipeline import RANDOM_CROP, RANDOM_FLIP  # noqa: E402
+from facenet_tf2.pipeline import RANDOM_CROP, RANDOM_FLIP, UnreadableImages  # noqa: E402
 from facenet_tf2.training.core import Trainer  # noqa: E402
 from facenet_tf2.training.data import training_batches  # noqa: E402
 from facenet_tf2.training.softmax import softmax_loss, softmax_modules  # noqa: E402
 from facenet_tf2.training.startup import pretrained_weights  # noqa: E402
+from facenet_tf2.training.triplet_training import (SampleEmbedder, nrof_triplet_batches, offline_triplet_loss,  # noqa: E402
+                                                   round_seed, triplet_batches)
+from facenet_tf2.training.triplets import sample_people, select_triplet_indices  # noqa: E402
 from models import inception_resnet_v1  # noqa: E402
 
 
@@ -71,6 +83,41 @@ class TrainContender:
             self.losses.append(loss)
 
 
+class TripletRoundContender:
+    """Rounds of train_tripletloss.py's vggface loop: sample, embed in training mode, select, train."""
+
+    def __init__(self, trainer, dataset, args):
+        self.name, self.trainer, self.dataset, self.args = 'triplet round', trainer, dataset, args
+        self.embedder = SampleEmbedder(trainer, args.image_size, args.batch_size, 0, UnreadableImages())
+        self.step, self.round = None, 0
+        self.times, self.records = [], []
+
+    def run(self, steps):
+        args, strategy = self.args, self.trainer.strategy
+        rng = np.random.default_rng([1, self.round])
+        start = time.perf_counter()
+        image_paths, per_class = sample_people(self.dataset, args.people_per_batch, args.images_per_person, rng)
+        embeddings = self.embedder(image_paths, 128, round_seed(1, self.round, 0))
+        embedded = time.perf_counter()
+        triplets, _ = select_triplet_indices(embeddings, per_class, args.people_per_batch, args.alpha, rng)
+        selected = time.perf_counter()
+        labels = np.repeat(np.arange(len(per_class)), per_class)
+        distributed = strategy.experimental_distribute_dataset(triplet_batches(
+            image_paths, labels, triplets, 0, args.image_size, args.batch_size, round_seed(1, self.round, 1)))
+        if self.step is None:
+            self.step = self.trainer.train_step(offline_triplet_loss(args.alpha), input_spec=distributed.element_spec)
+        batches, trained = iter(distributed), 0
+        for i in range(min(steps, nrof_triplet_batches(len(triplets), args.batch_size))):
+            size = min(args.batch_size, 3 * len(triplets) - i * args.batch_size)
+            float(self.step(next(batches), size)['loss'])
+            trained += size
+        end = time.perf_counter()
+        self.round += 1
+        self.times.append(end - start)
+        self.records.append({'sampled': len(image_paths), 'trained': trained, 'forward': embedded - start,
+                             'select': selected - embedded, 'train': end - selected})
+
+
 class InferenceContender:
     def __init__(self, network, images):
         self.model, self.images, self.times = embedding_model_from_keras(network, 'bench'), images, []
@@ -92,11 +139,17 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--steps_per_round', type=int, default=3)
     parser.add_argument('--loss_curve', type=int, default=0, help='steps of float32 vs bfloat16 losses to print')
+    parser.add_argument('--triplet', action='store_true', help="time train_tripletloss.py's loop (see above)")
+    parser.add_argument('--people_per_batch', type=int, default=45)
+    parser.add_argument('--images_per_person', type=int, default=40)
+    parser.add_argument('--alpha', type=float, default=0.2)
     args = parser.parse_args(argv)
 
     dataset = get_dataset(args.data_dir)
     image_paths, labels = get_image_paths_and_labels(dataset)
     weights = pretrained_weights(args.pretrained_model) if args.pretrained_model else None
+    if args.triplet:
+        return triplet_benchmark(args, dataset, image_paths, labels, weights)
     trainers = {precision: build_trainer(len(dataset), args.image_size, weights, precision)
                 for precision in ('float32', 'bfloat16')}
     train = [TrainContender(f'train {p}', t, image_paths, labels, args) for p, t in trainers.items()]
@@ -133,6 +186,35 @@ def main(argv=None):
             print(f'{k:4d}  {a:12.4f}  {b:13.4f}')
         print(f'largest relative difference of the loss: '
               f'{np.max(np.abs(curves["bfloat16"] - curves["float32"]) / np.abs(curves["float32"])):.2e}')
+
+
+def triplet_benchmark(args, dataset, image_paths, labels, weights):
+    trainer = build_trainer(len(dataset), args.image_size, weights, 'float32')
+    images = next(iter(training_batches(image_paths, labels, 0, args.image_size, args.batch_size, seed=2)))[0]
+    inference = InferenceContender(trainer.network, images)
+    rounds = TripletRoundContender(trainer, dataset, args)
+    for contender in (rounds, inference):  # warm-up: tracing, first allocations
+        contender.run(1)
+        contender.times.clear()
+    rounds.records.clear()
+    for _ in range(args.rounds):
+        rounds.run(args.steps_per_round)
+        inference.run(args.steps_per_round)
+    inference_rate = args.batch_size / statistics.median(inference.times)
+    records = rounds.records
+    whole = [(r['sampled'] + r['trained']) / t for r, t in zip(records, rounds.times)]
+    train = [r['trained'] / r['train'] for r in records if r['trained']]
+    forward = [r['sampled'] / r['forward'] for r in records]
+    select_share = sum(r['select'] for r in records) / sum(rounds.times)
+    print(f'inference float32: {inference_rate:.1f} images/s (batch {args.batch_size})')
+    print(f'triplet rounds of {args.people_per_batch} x {args.images_per_person} images, alpha {args.alpha}: '
+          f'{statistics.median(whole):.1f} images/s for the whole round (sampled + trained images); forward pass in '
+          f'training mode {statistics.median(forward):.1f} images/s; train steps '
+          f'{statistics.median(train) if train else float("nan"):.1f} images/s '
+          f'(ratio to inference {inference_rate / statistics.median(train) if train else float("nan"):.2f}); '
+          f'selection {1000 * statistics.median(r["select"] for r in records):.1f} ms a round, '
+          f'{100 * select_share:.2f}% of the time; triplets trained per round {[r["trained"] // 3 for r in records]}; '
+          f'train step traced {rounds.step.tracing_count() if rounds.step else 0} time(s)')
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ cropped and shrunk so that a run of models.dummy takes seconds; `run_trainer` ru
 script by path in a fresh process, as a user would, with the repository's src first on the path.
 """
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,20 @@ def run_trainer(script, arguments, timeout=300, cwd=None):
 def start_trainer(script, arguments, cwd=None):
     return subprocess.Popen([sys.executable, str(REPO_ROOT / 'src' / script), *arguments], cwd=cwd or REPO_ROOT,
                             env=script_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def kill_at_line(process, prefix):
+    """Reads a started trainer's output until a line starts with `prefix`, then SIGKILLs it;
+    returns how many epochs it had saved ('Saving statistics' lines) by then."""
+    saved_epochs = 0
+    for line in process.stdout:
+        saved_epochs += line.startswith('Saving statistics')
+        if line.startswith(prefix):
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, f'the run ended before printing {prefix!r}'
+    return saved_epochs
 
 
 def the_run_folder(base):

@@ -171,7 +171,7 @@ class Trainer:
     def set_learning_rate(self, learning_rate):
         getattr(self.optimizer, 'inner_optimizer', self.optimizer).learning_rate.assign(learning_rate)
 
-    def train_step(self, loss_fn, name='train', details=False):
+    def train_step(self, loss_fn, name='train', details=False, input_spec=None):
         """The tf.function step(distributed_inputs) -> {metric: value}.
 
         loss_fn(trainer, inputs, global_batch_size) runs in each replica under the gradient tape
@@ -180,10 +180,12 @@ class Trainer:
         of callables applied before the optimizer (e.g. the centre update). With details, the
         step also returns 'outputs' (whatever loss_fn put in metrics['outputs']) and 'gradients'
         {original name: gradient} (single device only: a checker's view of one step).
+        input_spec: the distributed dataset's element_spec, for inputs whose batch size varies
+        (a smaller last batch): the step is traced once for all of them.
         """
         key = (name, details)
         if key not in self._step_functions:
-            self._step_functions[key] = self._build_step(loss_fn, details)
+            self._step_functions[key] = self._build_step(loss_fn, details, input_spec)
         traced = self._step_functions[key]
 
         def step(inputs, global_batch_size):
@@ -192,7 +194,7 @@ class Trainer:
         step.tracing_count = traced.experimental_get_tracing_count
         return step
 
-    def _build_step(self, loss_fn, details):
+    def _build_step(self, loss_fn, details, input_spec=None):
         strategy = self.strategy
         variables = self.optimized_variables()
         # The tape watches trainable variables by itself; others (the centres) by their tf.Variable.
@@ -220,7 +222,6 @@ class Trainer:
                 metrics['gradients'] = {names[id(v)]: g for g, v in zip(gradients, variables) if g is not None}
             return metrics
 
-        @tf.function
         def step(inputs, global_batch_size):
             self.ema.apply(self.global_step)
             per_replica = strategy.run(replica_step, args=(inputs, global_batch_size))
@@ -236,5 +237,7 @@ class Trainer:
             self.global_step.assign_add(1)
             return results
 
-        return step
+        if input_spec is None:
+            return tf.function(step)
+        return tf.function(step, input_signature=[input_spec, tf.TensorSpec([], tf.float32)])
 

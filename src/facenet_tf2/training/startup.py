@@ -36,6 +36,15 @@ class TrainingSession:
     def learning_rate_stops(self, epoch):
         return learning_rate_for(self.args, epoch, int(self.trainer.global_step.numpy())) <= 0
 
+    def epochs(self):
+        """The epochs still to run, from first_epoch to --max_nrof_epochs, ending early where the
+        learning-rate schedule stops."""
+        for epoch in range(self.first_epoch, self.args.max_nrof_epochs + 1):
+            if self.learning_rate_stops(epoch):
+                print(f'The learning rate schedule ends before epoch {epoch}: training stops')
+                return
+            yield epoch
+
 
 def pretrained_weights(path):
     """{original name: array} of --pretrained_model: a checkpoint prefix (model-x.ckpt-N, as the
