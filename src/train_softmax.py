@@ -92,10 +92,7 @@ def main(args):
 
     print('Running training')
     position = session.position
-    for epoch in range(session.first_epoch, args.max_nrof_epochs + 1):
-        if session.learning_rate_stops(epoch):
-            print(f'The learning rate schedule ends before epoch {epoch}: training stops')
-            break
+    for epoch in session.epochs():
         train_seconds = 0.0
         for batch_number in range(args.epoch_size):
             results = run.step(step_fn, batches, args.batch_size, epoch)
