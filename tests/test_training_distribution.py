@@ -3,14 +3,13 @@ MultiWorkerMirroredStrategy over two local worker processes give the single-devi
 and updated weights (BatchNorm synchronised) for the same global batch."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from training_fixtures import REPO_ROOT, script_environment
+from training_fixtures import REPO_ROOT, free_localhost_ports, script_environment
 
 WORKER = REPO_ROOT / 'tests' / 'distributed_step.py'
 
@@ -23,16 +22,6 @@ def _run(kind, out, env=None):
 def _finished(process, timeout=300):
     stdout, stderr = process.communicate(timeout=timeout)
     assert process.returncode == 0, stderr[-3000:]
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(('localhost', 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope='module')
@@ -58,7 +47,7 @@ def test_mirrored_step_equals_the_single_device_step(single_device, tmp_path):
 
 
 def test_multi_worker_step_equals_the_single_device_step(single_device, tmp_path):
-    ports = _free_ports(2)
+    ports = free_localhost_ports(2)
     cluster = {'worker': [f'localhost:{port}' for port in ports]}
     out = tmp_path / 'multi_worker.npz'
     workers = []

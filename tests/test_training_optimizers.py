@@ -4,7 +4,6 @@ dense and sparse gradients with duplicate indices, a learning rate that changes 
 non-trainable variable in the list, one trace of the step, and MirroredStrategy on two logical CPUs."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from facenet_tf2.training.optimizers import OPTIMIZERS, create_optimizer
+from training_fixtures import free_localhost_ports
 
 # facenet.train's constructions, written out as the original wrote them.
 ORIGINAL_TF1 = {
@@ -356,18 +356,8 @@ def test_mirrored_strategy_apply_equals_single_device_apply_of_the_summed_gradie
     _assert_distributed_equals_single(tmp_path / 'mirrored.npz', replicas_in_process=2)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(('localhost', 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_multi_worker_apply_equals_single_device_apply_of_the_summed_gradients(tmp_path):
-    ports = ','.join(map(str, _free_ports(2)))
+    ports = ','.join(map(str, free_localhost_ports(2)))
     _run_distributed([('multiworker', tmp_path / f'worker{index}.npz', index, ports) for index in (0, 1)])
     for index in (0, 1):
         _assert_distributed_equals_single(tmp_path / f'worker{index}.npz', replicas_in_process=1)

@@ -76,3 +76,14 @@ def the_run_folder(base):
     runs = sorted((Path(base) / 'models').iterdir())
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def free_localhost_ports(count):
+    """`count` TCP ports free on localhost now (for local multi-worker clusters)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(('localhost', 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
