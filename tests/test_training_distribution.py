@@ -2,7 +2,6 @@
 MultiWorkerMirroredStrategy over two local worker processes give the single-device step's losses
 and updated weights (BatchNorm synchronised) for the same global batch."""
 import json
-import os
 import subprocess
 import sys
 
