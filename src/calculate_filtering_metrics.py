@@ -19,12 +19,13 @@ with it (20180402-114759).
 import argparse
 import os
 import shutil
-import sys
 
 import numpy as np
 
 import facenet
 from facenet_tf2.arguments import positive_int
+from facenet_tf2.cli import UserError, check_output_file, run_script
+from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images_resumably
 from facenet_tf2.model_io import find_model
 from facenet_tf2.pipeline import UnreadableImages
@@ -32,22 +33,20 @@ from facenet_tf2.training.filtering import distance_to_center, write_filtering_m
 
 
 def main(args):
-    dataset = facenet.get_dataset(args.dataset_dir)
+    dataset = require_dataset(args.dataset_dir)
     image_list, label_list = facenet.get_image_paths_and_labels(dataset)
-    if not image_list:
-        raise ValueError(f'{args.dataset_dir}: no images in the dataset folder (one sub-folder of images per identity)')
     find_model(args.model_file)
-    output = os.path.expanduser(args.data_file_name)
+    output = check_output_file(args.data_file_name)
     folder = os.path.dirname(os.path.abspath(output))
-    if os.path.isdir(output) or (os.path.isdir(folder) and not os.access(folder, os.W_OK)):
-        raise ValueError(f'{args.data_file_name}: cannot write the HDF5 file there, give a file name in a '
-                         'writable folder')
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise UserError(f'{args.data_file_name}: cannot write the HDF5 file there, give a file name in a '
+                        'writable folder')
     print(f'Number of classes: {len(dataset)}')
     print(f'Number of images: {len(image_list)}')
 
     model = facenet.load_model(os.path.expanduser(args.model_file))
     if model.image_size is not None and model.image_size != args.image_size:
-        raise ValueError(f'{args.model_file}: the model takes {model.image_size}x{model.image_size} images, '
+        raise UserError(f'{args.model_file}: the model takes {model.image_size}x{model.image_size} images, '
                          f'not --image_size {args.image_size}')
     progress_dir = output + '.parts'
     print(f'Embeddings are kept in {progress_dir} as they are made: if the run stops, the same command continues')
@@ -86,10 +85,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    try:
-        main(parse_arguments(sys.argv[1:]))
-    except (ValueError, OSError) as e:
-        sys.exit(f'calculate_filtering_metrics.py: {e}')
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':
