@@ -47,7 +47,7 @@ def main(args):
     model = facenet.load_model(os.path.expanduser(args.model_file))
     if model.image_size is not None and model.image_size != args.image_size:
         raise UserError(f'{args.model_file}: the model takes {model.image_size}x{model.image_size} images, '
-                         f'not --image_size {args.image_size}')
+                        f'not --image_size {args.image_size}')
     progress_dir = output + '.parts'
     print(f'Embeddings are kept in {progress_dir} as they are made: if the run stops, the same command continues')
     unreadable = UnreadableImages()
