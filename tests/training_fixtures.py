@@ -6,6 +6,7 @@ script by path in a fresh process, as a user would, with the repository's src fi
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
