@@ -20,7 +20,6 @@ import importlib
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from facenet_tf2.slim_layers import SlimBatchNormalization, original_name
@@ -145,12 +144,6 @@ class Trainer:
             if candidate is variable:
                 return shadow
         return None
-
-    def network_weights(self, averaged=False):
-        """{original name: array} of the embedding network: its weights or their EMA."""
-        scope = model_scope(self.network)
-        return {original_name(scope, v.path): np.asarray((self.shadow_of(v) if averaged else v).numpy())
-                for v in self.network.weights if _is_float(v)}
 
     def load_network_weights(self, weights, source):
         """Sets the network from {original name: array} (e.g. a pretrained model) and restarts
