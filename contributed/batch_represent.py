@@ -15,13 +15,13 @@ where the original crashed. signatures.npy is float32 (the original widened it t
 """
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
 import facenet
 from facenet_tf2.arguments import add_face_image_arguments, positive_int
+from facenet_tf2.cli import run_script
 from facenet_tf2.faces import embed_image_files
 from facenet_tf2.files import PathError, atomic_path
 
@@ -64,11 +64,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    # Local one-line errors; the shared script error helper (issue 10) can take this over.
-    try:
-        main(parse_arguments(sys.argv[1:]))
-    except (ValueError, OSError) as e:
-        sys.exit(f'batch_represent.py: {e}')
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,6 @@ import argparse
 import csv
 import io
 import os
-import sys
 
 import numpy as np
 from PIL import Image
@@ -27,6 +26,7 @@ from sklearn.metrics.pairwise import euclidean_distances
 import facenet
 from compare import distance_matrix_text
 from facenet_tf2.arguments import add_standardization_argument, positive_int, resolve_standardization
+from facenet_tf2.cli import run_script
 from facenet_tf2.faces import create_detector, embed_crops, find_faces
 from facenet_tf2.files import PathError, atomic_path, write_bytes_atomically
 from facenet_tf2.images import ImageReadError, read_image
@@ -132,11 +132,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    # Local one-line errors; the shared script error helper (issue 10) can take this over.
-    try:
-        main(parse_arguments(sys.argv[1:]))
-    except (ValueError, OSError) as e:
-        sys.exit(f'cluster.py: {e}')
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

@@ -19,12 +19,12 @@ import csv
 import io
 import os
 import shutil
-import sys
 
 import numpy as np
 
 import facenet
 from facenet_tf2.arguments import add_face_image_arguments, positive_int
+from facenet_tf2.cli import run_script
 from facenet_tf2.faces import embed_image_files
 from facenet_tf2.files import PathError, atomic_path, write_bytes_atomically
 
@@ -90,11 +90,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    # Local one-line errors; the shared script error helper (issue 10) can take this over.
-    try:
-        main(parse_arguments(sys.argv[1:]))
-    except (ValueError, OSError) as e:
-        sys.exit(f'clustering.py: {e}')
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

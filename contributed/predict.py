@@ -12,11 +12,11 @@ model (other embedding size) is a one-line error before any embedding. Added: --
 """
 import argparse
 import os
-import sys
 
 import facenet
 from facenet_tf2.arguments import add_standardization_argument, positive_int, resolve_standardization
 from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier
+from facenet_tf2.cli import run_script
 from facenet_tf2.faces import create_detector, embed_crops, find_faces
 from facenet_tf2.files import PathError
 from facenet_tf2.images import ImageReadError, read_image
@@ -73,11 +73,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    # Local one-line errors; the shared script error helper (issue 10) can take this over.
-    try:
-        main(parse_arguments(sys.argv[1:]))
-    except (ValueError, OSError) as e:
-        sys.exit(f'predict.py: {e}')
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

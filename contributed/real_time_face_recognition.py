@@ -25,6 +25,7 @@ import time
 
 import cv2
 
+from facenet_tf2.cli import run_script
 from facenet_tf2.files import PathError, atomic_path, write_bytes_atomically
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -141,14 +142,11 @@ def parse_arguments(argv):
 
 
 def cli():
-    # Local one-line errors; the shared script error helper (issue 10) can take this over.
     try:
-        main(parse_arguments(sys.argv[1:]))
-    except cv2.error as e:
+        run_script(main, parse_arguments)
+    except cv2.error as e:  # no display here: the one OpenCV failure a user can fix with a flag
         sys.exit(f'real_time_face_recognition.py: OpenCV cannot show a window here ({str(e).strip().splitlines()[-1]});'
                  ' run with --no_display (and --output FILE)')
-    except (ValueError, OSError) as e:
-        sys.exit(f'real_time_face_recognition.py: {e}')
 
 
 if __name__ == '__main__':

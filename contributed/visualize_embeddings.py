@@ -16,7 +16,6 @@ often an image's nearest other image is of the same person), a number to go with
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -26,6 +25,7 @@ from threadpoolctl import threadpool_limits
 import facenet
 from facenet_tf2.arguments import (add_face_image_arguments, add_standardization_argument, positive_int,
                                    resolve_standardization)
+from facenet_tf2.cli import run_script
 from facenet_tf2.faces import embed_image_files
 from facenet_tf2.files import PathError, atomic_path
 from facenet_tf2.gallery import embeddings_file_rows, folder_images
@@ -170,11 +170,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    # Local one-line errors; the shared script error helper (issue 10) can take this over.
-    try:
-        main(parse_arguments(sys.argv[1:]))
-    except (ValueError, OSError) as e:
-        sys.exit(f'visualize_embeddings.py: {e}')
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

@@ -20,13 +20,13 @@ import csv
 import io
 import json
 import os
-import sys
 
 import numpy as np
 
 import facenet
 from facenet_tf2.arguments import (add_face_image_arguments, add_standardization_argument, positive_int,
                                    resolve_standardization)
+from facenet_tf2.cli import run_script
 from facenet_tf2.dataset import get_image_paths
 from facenet_tf2.faces import embed_image_files
 from facenet_tf2.files import PathError, atomic_path
@@ -243,11 +243,7 @@ def parse_arguments(argv):
 
 
 def cli():
-    # Local one-line errors; the shared script error helper (issue 10) can take this over.
-    try:
-        main(parse_arguments(sys.argv[1:]))
-    except (ValueError, OSError, ImportError) as e:  # PathError, ModelLoadError and FaissMissing among them
-        sys.exit(f'identify.py: {e}')
+    run_script(main, parse_arguments)
 
 
 if __name__ == '__main__':

@@ -180,3 +180,15 @@ def test_debug_variable_shows_the_traceback(inputs, monkeypatch):
     monkeypatch.setenv(cli.DEBUG_VARIABLE, '1')
     with pytest.raises(cli.UserError, match='no such image file'):
         cli.run_script(compare.main, compare.parse_arguments, ['m', str(inputs / 'nope.jpg')], prog='compare.py')
+
+
+def test_a_bug_in_a_tool_keeps_its_traceback(monkeypatch):
+    """run_script turns user errors into one line, not every ValueError: a bug stays a traceback."""
+    import identify
+
+    def broken(args):
+        raise ValueError('boom')
+    monkeypatch.setattr(identify, 'main', broken)
+    monkeypatch.setattr(sys, 'argv', ['identify.py', 'info', 'index.npz'])
+    with pytest.raises(ValueError, match='boom'):
+        identify.cli()

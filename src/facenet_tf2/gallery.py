@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from facenet_tf2.cli import UserError
 from facenet_tf2.files import PathError, atomic_path
 
 FORMAT = 'facenet-tf2 gallery index'
@@ -38,7 +39,7 @@ MULTI_THREAD_WORK = (1 << 20, 64 << 20)
 FAISS_IVF_MIN_SIZE = 50_000
 
 
-class FaissMissing(ImportError):
+class FaissMissing(UserError):
     pass
 
 
@@ -152,7 +153,7 @@ class Gallery:
         """Removes every image of the named identities; a name that is not enrolled is a ValueError."""
         missing = [name for name in names if name not in self.names]
         if missing:
-            raise ValueError(f'not in the gallery: {", ".join(missing)}')
+            raise UserError(f'not in the gallery: {", ".join(missing)}')
         removed = [self.names.index(name) for name in names]
         keep = ~np.isin(self.labels, removed)
         remaining = [name for i, name in enumerate(self.names) if i not in removed]
@@ -205,7 +206,7 @@ class Gallery:
         """A SearchResult for each probe embedding: its k nearest identities (each at the distance
         of its nearest image) and, with a threshold, whether the best one is close enough."""
         if not len(self):
-            raise ValueError('the gallery is empty; enrol people first')
+            raise UserError('the gallery is empty; enrol people first')
         probes = np.ascontiguousarray(np.asarray(probes, np.float32).reshape(-1, self.model.embedding_size))
         k = min(k, len(self.names))
         # Enough nearest images to hold k distinct identities whatever the order.
@@ -329,7 +330,7 @@ def make_searcher(embeddings, backend='exact'):
         return ExactSearch(embeddings)
     if backend == 'faiss':
         return FaissSearch(embeddings)
-    raise ValueError(f'unknown search backend {backend!r} (exact or faiss)')
+    raise UserError(f'unknown search backend {backend!r}, use exact or faiss')
 
 
 def threshold_from_validation(filename, operating_point='accuracy'):
