@@ -28,8 +28,10 @@ from compare import distance_matrix_text
 from facenet_tf2.arguments import add_standardization_argument, positive_int, resolve_standardization
 from facenet_tf2.cli import run_script
 from facenet_tf2.faces import create_detector, embed_crops, find_faces
-from facenet_tf2.files import PathError, atomic_path, write_bytes_atomically
-from facenet_tf2.images import ImageReadError, read_image
+from facenet_tf2.files import atomic_path, write_bytes_atomically
+from facenet_tf2.errors import PathError
+from facenet_tf2.images import read_image
+from facenet_tf2.errors import ImageReadError
 
 MIN_FACE_PROBABILITY = 0.95  # the original's
 MAX_PRINTED_FACES = 30

@@ -26,7 +26,8 @@ import facenet
 from facenet_tf2.arguments import add_face_image_arguments, positive_int
 from facenet_tf2.cli import run_script
 from facenet_tf2.faces import embed_image_files
-from facenet_tf2.files import PathError, atomic_path, write_bytes_atomically
+from facenet_tf2.files import atomic_path, write_bytes_atomically
+from facenet_tf2.errors import PathError
 
 
 def main(args):

@@ -18,8 +18,9 @@ from facenet_tf2.arguments import add_standardization_argument, positive_int, re
 from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier
 from facenet_tf2.cli import run_script
 from facenet_tf2.faces import create_detector, embed_crops, find_faces
-from facenet_tf2.files import PathError
-from facenet_tf2.images import ImageReadError, read_image
+from facenet_tf2.errors import PathError
+from facenet_tf2.images import read_image
+from facenet_tf2.errors import ImageReadError
 
 
 def main(args):

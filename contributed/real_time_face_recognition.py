@@ -26,7 +26,8 @@ import time
 import cv2
 
 from facenet_tf2.cli import run_script
-from facenet_tf2.files import PathError, atomic_path, write_bytes_atomically
+from facenet_tf2.files import atomic_path, write_bytes_atomically
+from facenet_tf2.errors import PathError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import face  # noqa: E402  pylint: disable=wrong-import-position

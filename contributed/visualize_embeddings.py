@@ -27,9 +27,11 @@ from facenet_tf2.arguments import (add_face_image_arguments, add_standardization
                                    resolve_standardization)
 from facenet_tf2.cli import run_script
 from facenet_tf2.faces import embed_image_files
-from facenet_tf2.files import PathError, atomic_path
+from facenet_tf2.files import atomic_path
+from facenet_tf2.errors import PathError
 from facenet_tf2.gallery import embeddings_file_rows, folder_images
-from facenet_tf2.images import ImageReadError, read_image
+from facenet_tf2.images import read_image
+from facenet_tf2.errors import ImageReadError
 
 SMALL_MAP = 10_000  # points
 

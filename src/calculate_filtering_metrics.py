@@ -24,7 +24,8 @@ import numpy as np
 
 import facenet
 from facenet_tf2.arguments import positive_int
-from facenet_tf2.cli import UserError, check_output_file, run_script
+from facenet_tf2.cli import check_output_file, run_script
+from facenet_tf2.errors import UserError
 from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images_resumably
 from facenet_tf2.model_io import find_model

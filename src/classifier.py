@@ -28,7 +28,8 @@ import facenet
 from facenet_tf2 import pretrained
 from facenet_tf2.arguments import positive_int
 from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier, train_classifier
-from facenet_tf2.cli import UserError, check_output_file, run_script
+from facenet_tf2.cli import check_output_file, run_script
+from facenet_tf2.errors import UserError
 from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.files import atomic_path

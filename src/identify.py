@@ -29,7 +29,8 @@ from facenet_tf2.arguments import (add_face_image_arguments, add_standardization
 from facenet_tf2.cli import run_script
 from facenet_tf2.dataset import get_image_paths
 from facenet_tf2.faces import embed_image_files
-from facenet_tf2.files import PathError, atomic_path
+from facenet_tf2.files import atomic_path
+from facenet_tf2.errors import PathError
 from facenet_tf2.gallery import (Gallery, ModelIdentity, embeddings_file_rows, folder_images, import_faiss,
                                  threshold_from_validation)
 

@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-from facenet_tf2.files import PathError, atomic_path
+from facenet_tf2.files import atomic_path
+from facenet_tf2.errors import PathError
 from facenet_tf2.images import IMAGE_EXTENSIONS, is_image_file
 from facenet_tf2.metrics import evaluate_verification
 

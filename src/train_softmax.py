@@ -25,7 +25,8 @@ from facenet_tf2.pipeline import (FIXED_STANDARDIZATION, RANDOM_CROP, RANDOM_FLI
 from facenet_tf2.training import losses
 from facenet_tf2.training.filtering import filter_dataset
 from facenet_tf2.cli import run_script
-from facenet_tf2.training.options import TrainingInputError, add_common_arguments, check_common_arguments, parser_for
+from facenet_tf2.training.options import add_common_arguments, check_common_arguments, parser_for
+from facenet_tf2.errors import TrainingInputError
 from facenet_tf2.training.softmax import PRELOGITS_HIST_BINS, softmax_loss, softmax_modules, softmax_validation
 from facenet_tf2.training.startup import start_training
 

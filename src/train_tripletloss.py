@@ -19,7 +19,8 @@ import numpy as np
 from facenet_tf2.cli import run_script
 from facenet_tf2.dataset import require_dataset
 from facenet_tf2.pipeline import RANDOM_CROP, RANDOM_FLIP, UnreadableImages
-from facenet_tf2.training.options import TrainingInputError, add_common_arguments, check_common_arguments, parser_for
+from facenet_tf2.training.options import add_common_arguments, check_common_arguments, parser_for
+from facenet_tf2.errors import TrainingInputError
 from facenet_tf2.training.startup import start_training
 from facenet_tf2.training.triplet_training import (SampleEmbedder, nrof_triplet_batches, offline_triplet_loss,
                                                    online_triplet_loss, round_seed, triplet_batches)

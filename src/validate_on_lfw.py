@@ -23,7 +23,8 @@ import facenet
 import lfw
 from facenet_tf2 import pretrained
 from facenet_tf2.arguments import positive_int
-from facenet_tf2.cli import UserError, check_input_dir, check_input_file, check_output_file, run_script
+from facenet_tf2.cli import check_input_dir, check_input_file, check_output_file, run_script
+from facenet_tf2.errors import UserError
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.files import atomic_path
 from facenet_tf2.metrics import plot_roc

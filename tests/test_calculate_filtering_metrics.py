@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 from images_fixtures import make_rgb
 from facenet_tf2.dataset import ImageClass
 from facenet_tf2.embeddings import embed_images, embed_images_resumably
-from facenet_tf2.files import PathError
+from facenet_tf2.errors import PathError
 from facenet_tf2.images import read_image
 from facenet_tf2.training.filtering import (distance_to_center, filter_dataset, find_threshold,
                                             read_filtering_metrics, write_filtering_metrics)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import train_tripletloss
-from facenet_tf2.training.options import TrainingInputError
+from facenet_tf2.errors import TrainingInputError
 from training_fixtures import (REPO_ROOT, kill_at_line, run_trainer, script_environment, start_trainer,
                                the_run_folder, tiny_run_arguments, write_face_folders)
 

@@ -30,7 +30,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from facenet_tf2.dataset import get_dataset
-from facenet_tf2.images import ImageReadError, read_image
+from facenet_tf2.images import read_image
+from facenet_tf2.errors import ImageReadError
 
 # The original align script's detector settings.
 MINSIZE = 20

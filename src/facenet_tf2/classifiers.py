@@ -11,7 +11,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.svm import SVC
 
-from facenet_tf2.files import PathError
+from facenet_tf2.errors import PathError
 
 
 def train_classifier(embeddings, labels):

@@ -17,15 +17,11 @@ The `check_*` helpers check the user's paths before any slow work starts.
 import os
 import sys
 
-from facenet_tf2.files import PathError
+from facenet_tf2.errors import PathError, UserError
 
 DEBUG_VARIABLE = 'FACENET_TF2_DEBUG'
 
 _USER_OS_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
-
-
-class UserError(ValueError):
-    """A wrong argument or input; the message says what is wrong and what to do."""
 
 
 def error_line(error):

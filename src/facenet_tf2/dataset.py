@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from facenet_tf2.files import PathError
+from facenet_tf2.errors import PathError
 from facenet_tf2.images import is_image_file
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,11 @@ import numpy as np
 
 from align import detect_face
 from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
-from facenet_tf2.cli import UserError
+from facenet_tf2.errors import UserError
 from facenet_tf2.devices import configure_tensorflow
 from facenet_tf2.embeddings import embed_images
-from facenet_tf2.images import STANDARDIZATIONS, ImageReadError, read_image
+from facenet_tf2.images import STANDARDIZATIONS, read_image
+from facenet_tf2.errors import ImageReadError
 from facenet_tf2.pipeline import UnreadableImages
 
 

@@ -1,19 +1,9 @@
-"""Files: errors that name the file, and writing outputs atomically so that an interrupted run never
-leaves a half-written file."""
+"""Writing outputs atomically, so that an interrupted run never leaves a half-written file."""
 import contextlib
 import os
 import shutil
 import stat
 import tempfile
-
-
-class PathError(ValueError):
-    """A file or folder that cannot be used; the message names the path and the problem."""
-
-    def __init__(self, path, problem):
-        super().__init__(f'{path}: {problem}')
-        self.path = path
-        self.problem = problem
 
 
 def _default_mode(mode):

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from facenet_tf2.cli import UserError
-from facenet_tf2.files import PathError, atomic_path
+from facenet_tf2.errors import FaissMissing, UserError
+from facenet_tf2.files import atomic_path
+from facenet_tf2.errors import PathError
 
 FORMAT = 'facenet-tf2 gallery index'
 FORMAT_VERSION = 1
@@ -37,10 +38,6 @@ MULTI_THREAD_WORK = (1 << 20, 64 << 20)
 
 # Galleries from this size on get a FAISS IVF index; below it a flat one (exact) is fast enough.
 FAISS_IVF_MIN_SIZE = 50_000
-
-
-class FaissMissing(UserError):
-    pass
 
 
 def fingerprint_image(image_size):

@@ -8,13 +8,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from facenet_tf2.files import PathError
+from facenet_tf2.errors import ImageReadError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.pgm', '.ppm', '.pbm', '.pnm', '.gif', '.tif', '.tiff', '.webp')
-
-
-class ImageReadError(PathError):
-    """An image file that cannot be read; the message names the file and the problem."""
 
 
 def is_image_file(path):

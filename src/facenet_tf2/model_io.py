@@ -26,8 +26,9 @@ import tensorflow as tf
 
 from facenet_tf2.inference import fold_batch_norm  # also registers the layers that .keras files name
 from facenet_tf2.pretrained import names_text, resolve_model, standardization
-from facenet_tf2.weights import (ModelLoadError, build_keras_model, checkpoint_weights, frozen_graph_weights,
-                                 get_model_filenames, is_inference_optimised, keras2_h5_weights, read_graph_def)
+from facenet_tf2.weights import (build_keras_model, checkpoint_weights, frozen_graph_weights, get_model_filenames,
+                                 is_inference_optimised, keras2_h5_weights, read_graph_def)
+from facenet_tf2.errors import ModelLoadError
 
 INPUT_TENSOR = 'input:0'
 PHASE_TRAIN_TENSOR = 'phase_train:0'

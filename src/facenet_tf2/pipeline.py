@@ -13,7 +13,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from facenet_tf2.images import ImageReadError, read_image
+from facenet_tf2.images import read_image
+from facenet_tf2.errors import ImageReadError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from facenet_tf2.files import atomic_path
-from facenet_tf2.weights import ModelLoadError
+from facenet_tf2.errors import PretrainedModelError
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,6 @@ PRETRAINED_MODELS = {model.name: model for model in (
 )}
 
 _CHUNK = 1 << 20
-
-
-class PretrainedModelError(ModelLoadError):
-    """A named model that cannot be downloaded or whose cached file is not the pinned one."""
 
 
 def cache_dir():

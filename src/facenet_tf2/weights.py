@@ -18,7 +18,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from facenet_tf2.files import PathError
+from facenet_tf2.errors import ModelLoadError
 from facenet_tf2.slim_layers import BATCH_NORM_EPSILON, original_name
 
 # Keras model name -> module of its builder (`build_model`, and `SCOPE`: the original variable scope).
@@ -29,10 +29,6 @@ ARCHITECTURES = {
     'dummy': 'models.dummy',
 }
 _VARIABLE_LEAVES = ('weights', 'biases', 'beta', 'gamma', 'moving_mean', 'moving_variance')
-
-
-class ModelLoadError(PathError):
-    """A model file or folder that cannot be used; the message names the path and the problem."""
 
 
 def read_graph_def(path):

@@ -24,7 +24,8 @@ import h5py
 import numpy as np
 
 from facenet_tf2.dataset import ImageClass
-from facenet_tf2.files import PathError, atomic_path
+from facenet_tf2.files import atomic_path
+from facenet_tf2.errors import PathError
 
 log = logging.getLogger(__name__)
 

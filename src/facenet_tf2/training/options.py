@@ -5,14 +5,10 @@ import importlib
 import os
 
 from facenet_tf2.arguments import positive_int
-from facenet_tf2.cli import UserError
+from facenet_tf2.errors import TrainingInputError
 from facenet_tf2.pretrained import PRETRAINED_MODELS
 from facenet_tf2.runfiles import read_learning_rate_schedule
 from facenet_tf2.training.optimizers import OPTIMIZERS
-
-
-class TrainingInputError(UserError):
-    """A training run that cannot start; the message says what is wrong and what to do."""
 
 
 def add_common_arguments(parser, batch_size, learning_rate_schedule_file):

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 import lfw
-from facenet_tf2.cli import UserError
+from facenet_tf2.errors import NonFiniteLoss
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.export import save_keras, write_frozen_graph
 from facenet_tf2.files import atomic_path
@@ -233,10 +233,6 @@ def export_embedding_network(trainer, folders, image_size):
         trainer.swap_averages()
     print(f'Exported the moving-average embedding network to {frozen}')
     return frozen
-
-
-class NonFiniteLoss(UserError):
-    """The loss became NaN or Inf: the run stops, with one line, and keeps its last good checkpoint."""
 
 
 class TrainingRun:

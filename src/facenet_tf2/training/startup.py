@@ -10,7 +10,7 @@ from facenet_tf2.devices import configure_tensorflow
 from facenet_tf2.model_io import load_keras_network
 from facenet_tf2.training.core import Trainer, import_network, make_strategy
 from facenet_tf2.training.data import training_batches
-from facenet_tf2.training.options import TrainingInputError
+from facenet_tf2.errors import TrainingInputError
 from facenet_tf2.training.run import LfwEvaluation, RunFolders, TrainingRun, learning_rate_for
 from facenet_tf2.weights import checkpoint_weights, model_weights
 
