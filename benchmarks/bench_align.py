@@ -27,7 +27,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / 'src'))
 
-from align import aligner  # noqa: E402 pylint: disable=wrong-import-position
+from facenet_tf2.detection import aligner  # noqa: E402 pylint: disable=wrong-import-position
 from facenet_tf2.dataset import get_dataset  # noqa: E402 pylint: disable=wrong-import-position
 from facenet_tf2.images import read_image  # noqa: E402 pylint: disable=wrong-import-position
 

@@ -32,7 +32,7 @@ from check_lfw_end_to_end import DEFAULT_ALIGNED_DIR, SHARED, prepare_aligned_lf
 
 import facenet  # noqa: E402 pylint: disable=wrong-import-position
 import lfw  # noqa: E402 pylint: disable=wrong-import-position
-import validate_on_lfw  # noqa: E402 pylint: disable=wrong-import-position
+from facenet_tf2.commands import validate_on_lfw  # noqa: E402 pylint: disable=wrong-import-position
 
 MODEL = SHARED / 'models' / '20170512-110547' / '20170512-110547.pb'
 

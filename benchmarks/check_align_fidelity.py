@@ -19,7 +19,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / 'src'))
 
-from align import aligner, detect_face  # noqa: E402 pylint: disable=wrong-import-position
+from facenet_tf2.detection import aligner, mtcnn as detect_face  # noqa: E402 pylint: disable=wrong-import-position
 from facenet_tf2.images import read_image  # noqa: E402 pylint: disable=wrong-import-position
 
 IMAGE_SIZE = 160

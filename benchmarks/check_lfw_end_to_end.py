@@ -24,8 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / 'src'))
 
 import lfw  # noqa: E402 pylint: disable=wrong-import-position
-import validate_on_lfw  # noqa: E402 pylint: disable=wrong-import-position
-from align import align_dataset_mtcnn  # noqa: E402 pylint: disable=wrong-import-position
+from facenet_tf2.commands import validate_on_lfw  # noqa: E402 pylint: disable=wrong-import-position
+from facenet_tf2.commands import align_dataset_mtcnn  # noqa: E402 pylint: disable=wrong-import-position
 from facenet_tf2.images import read_image  # noqa: E402 pylint: disable=wrong-import-position
 
 SHARED = Path(os.environ.get('FACENET_SHARED', REPO_ROOT.parent / 'shared')).resolve()

@@ -21,8 +21,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / 'src'))
 
-import validate_on_lfw  # noqa: E402 pylint: disable=wrong-import-position
-from align import align_dataset_mtcnn  # noqa: E402 pylint: disable=wrong-import-position
+from facenet_tf2.commands import validate_on_lfw  # noqa: E402 pylint: disable=wrong-import-position
+from facenet_tf2.commands import align_dataset_mtcnn  # noqa: E402 pylint: disable=wrong-import-position
 from facenet_tf2.pretrained import PRETRAINED_MODELS  # noqa: E402 pylint: disable=wrong-import-position
 
 SHARED = Path(os.environ.get('FACENET_SHARED', REPO_ROOT.parent / 'shared')).resolve()

@@ -24,7 +24,7 @@ from sklearn.cluster import DBSCAN
 from sklearn.metrics.pairwise import euclidean_distances
 
 import facenet
-from compare import distance_matrix_text
+from facenet_tf2.commands.compare import distance_matrix_text
 from facenet_tf2.arguments import add_standardization_argument, positive_int, resolve_standardization
 from facenet_tf2.cli import run_script
 from facenet_tf2.faces import create_detector, embed_crops, find_faces

@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 import facenet
-from align.aligner import FACTOR, MINSIZE, THRESHOLD
+from facenet_tf2.detection.aligner import FACTOR, MINSIZE, THRESHOLD
 from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier
 from facenet_tf2.faces import create_detector, find_faces
 from facenet_tf2.images import STANDARDIZATIONS

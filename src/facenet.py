@@ -9,8 +9,8 @@ from facenet_tf2.dataset import (ImageClass, get_dataset, get_image_paths, get_i
 from facenet_tf2.images import (IMAGE_EXTENSIONS, crop, fixed_image_standardization, flip, is_image_file, load_data,
                                 prewhiten, put_images_on_grid, read_image, to_rgb)
 from facenet_tf2.errors import ImageReadError
-from facenet_tf2.metrics import (calculate_accuracy, calculate_roc, calculate_val, calculate_val_far, distance,
-                                 plot_roc)
+from facenet_tf2.evaluation.metrics import (calculate_accuracy, calculate_roc, calculate_val, calculate_val_far, distance,
+                                            plot_roc)
 from facenet_tf2.pipeline import (FIXED_STANDARDIZATION, FLIP, RANDOM_CROP, RANDOM_FLIP, RANDOM_ROTATE,
                                   UnreadableImages, create_input_pipeline, get_control_flag, preprocess_image,
                                   random_rotate_image)

@@ -42,7 +42,7 @@ def aligned_reference_crops(lfw_dir, reference_dir, names=tuple(SAMPLE)):
     """The sample aligned as the original align script did (MTCNN, margin 32, 160x160), keeping the
     crops whose MD5 equals the original's: (names, prewhitened crops [N, 160, 160, 3], reference embeddings)."""
     from align import detect_face  # pylint: disable=import-outside-toplevel
-    from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces  # pylint: disable=import-outside-toplevel
+    from facenet_tf2.detection.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces  # pylint: disable=import-outside-toplevel
     images = [read_image(lfw_dir / (name + '.jpg')) for name in names]
     detections = detect_face.detect_faces(images, MINSIZE, *detect_face.create_mtcnn(None, None), THRESHOLD, FACTOR)
     expected_md5 = reference_md5(reference_dir)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from align import aligner
-from align.align_dataset_mtcnn import main, parse_arguments
+from facenet_tf2.detection import aligner
+from facenet_tf2.commands.align_dataset_mtcnn import main, parse_arguments
 from images_fixtures import write_bad_and_odd_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import calculate_filtering_metrics
+from facenet_tf2.commands import calculate_filtering_metrics
 import facenet
 from conftest import REPO_ROOT
 from images_fixtures import make_rgb

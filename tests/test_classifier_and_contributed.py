@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-import classifier
+from facenet_tf2.commands import classifier
 import facenet
-from align.aligner import align_dataset
+from facenet_tf2.detection.aligner import align_dataset
 from conftest import REPO_ROOT
 
 IDENTITIES = ['Hans_Blix', 'Jean_Chretien', 'Silvio_Berlusconi', 'Tony_Blair']  # 12 to 14 images each

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import compare
+from facenet_tf2.commands import compare
 import reference_faces
 from facenet_tf2.images import prewhiten
 

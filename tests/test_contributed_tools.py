@@ -16,11 +16,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 from sklearn.linear_model import LogisticRegression
 
-import classifier
+from facenet_tf2.commands import classifier
 import facenet
-import identify
+from facenet_tf2.commands import identify
 import lfw
-from align.aligner import align_dataset
+from facenet_tf2.detection.aligner import align_dataset
 from conftest import REPO_ROOT
 from facenet_tf2.faces import embed_image_files
 from facenet_tf2.gallery import (Gallery, ModelIdentity, predicted_rejection_rate, threshold_from_validation)

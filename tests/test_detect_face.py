@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from align import detect_face
+from facenet_tf2.detection import mtcnn
 from facenet_tf2.images import read_image
 
 MINSIZE, THRESHOLD, FACTOR = 20, [0.6, 0.7, 0.7], 0.709
@@ -91,7 +92,7 @@ def test_generate_bounding_box_keeps_the_lone_hit_quirk():
 def test_crops_survive_degenerate_and_outside_boxes():
     img = np.full((40, 60, 3), 200, np.uint8)
     boxes = np.array([[11.0, 11.0, 30.0, 30.0, 0], [100.0, 100.0, 119.0, 119.0, 0], [5.0, 5.0, 4.0, 4.0, 0]])
-    crops, kept = detect_face._crops(img, boxes, 24)  # pylint: disable=protected-access
+    crops, kept = mtcnn._crops(img, boxes, 24)  # pylint: disable=protected-access
     assert kept.tolist() == [True, True, False]  # a box of size zero is dropped (the original raised)
     np.testing.assert_allclose(crops[0], 200, atol=1e-4)
     assert np.all(crops[1] == 0)  # wholly outside: black (the original failed to broadcast)
@@ -191,8 +192,8 @@ def test_bulk_detect_face_keeps_each_images_results(networks, lfw_images):
 
     images = lfw_images[:3]
     ratio = 0.08  # minsize = int(0.08 * 250) = 20, as detect_face with MINSIZE
-    stage_one = detect_face._stage_one(images, [MINSIZE] * 3, networks[0], THRESHOLD[0], FACTOR)  # pylint: disable=protected-access
-    stage_two = detect_face._stage_two(images, stage_one, networks[1], THRESHOLD[1])  # pylint: disable=protected-access
+    stage_one = mtcnn._stage_one(images, [MINSIZE] * 3, networks[0], THRESHOLD[0], FACTOR)  # pylint: disable=protected-access
+    stage_two = mtcnn._stage_two(images, stage_one, networks[1], THRESHOLD[1])  # pylint: disable=protected-access
     first_count.append(len(stage_two[0]))
     assert first_count[0] > 0
     results = detect_face.bulk_detect_face(images, ratio, networks[0], networks[1], onet_rejecting_first_image,

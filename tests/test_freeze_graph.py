@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import facenet
-import freeze_graph
+from facenet_tf2.commands import freeze_graph
 from facenet_tf2 import weights
 from models import squeezenet
 import reference_faces

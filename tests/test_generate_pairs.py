@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-import generate_pairs
+from facenet_tf2.commands import generate_pairs
 import lfw
 from facenet_tf2.dataset import get_dataset
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 import facenet
 import lfw
-from facenet_tf2 import metrics
+from facenet_tf2.evaluation import metrics
 from facenet_tf2.files import atomic_path
 
 

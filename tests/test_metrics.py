@@ -8,7 +8,7 @@ from PIL import Image
 from sklearn.model_selection import KFold
 
 import lfw
-from facenet_tf2 import metrics
+from facenet_tf2.evaluation import metrics
 
 # The table of ../shared/reference/README.md: what the original evaluation code printed on the
 # original pipeline's LFW embeddings (10 folds).

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import compare
+from facenet_tf2.commands import compare
 import facenet
 from facenet_tf2 import model_io, pretrained, weights
 from facenet_tf2.images import fixed_image_standardization, read_image

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import classifier
-import compare
+from facenet_tf2.commands import classifier
+from facenet_tf2.commands import compare
 import facenet
-import freeze_graph
-import generate_pairs
-import validate_on_lfw
-from align import align_dataset_mtcnn
+from facenet_tf2.commands import freeze_graph
+from facenet_tf2.commands import generate_pairs
+from facenet_tf2.commands import validate_on_lfw
+from facenet_tf2.commands import align_dataset_mtcnn
 from facenet_tf2 import cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -184,7 +184,7 @@ def test_debug_variable_shows_the_traceback(inputs, monkeypatch):
 
 def test_a_bug_in_a_tool_keeps_its_traceback(monkeypatch):
     """run_script turns user errors into one line, not every ValueError: a bug stays a traceback."""
-    import identify
+    from facenet_tf2.commands import identify
 
     def broken(args):
         raise ValueError('boom')

@@ -248,13 +248,13 @@ VGGFACE2_RECIPE = '''--logs_base_dir LOGS --models_base_dir MODELS --data_dir DA
 
 
 def test_every_original_flag_has_its_original_default():
-    import train_softmax
+    from facenet_tf2.commands import train_softmax
     parsed = vars(train_softmax.parse_arguments([]))
     assert {key: parsed[key] for key in ORIGINAL_DEFAULTS} == ORIGINAL_DEFAULTS
 
 
 def test_the_original_readme_recipe_is_accepted_as_written(faces, tmp_path, monkeypatch):
-    import train_softmax
+    from facenet_tf2.commands import train_softmax
     from facenet_tf2.training.options import check_common_arguments
     arguments = VGGFACE2_RECIPE.replace('LOGS', str(tmp_path / 'logs')).replace('MODELS', str(tmp_path / 'models'))
     arguments = arguments.replace('DATA', str(faces)).replace('LFW', str(faces)).split()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train_tripletloss
+from facenet_tf2.commands import train_tripletloss
 from facenet_tf2.errors import TrainingInputError
 from training_fixtures import (REPO_ROOT, kill_at_line, run_trainer, script_environment, start_trainer,
                                the_run_folder, tiny_run_arguments, write_face_folders)

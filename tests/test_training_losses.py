@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO_ROOT
-from facenet_tf2.slim_layers import original_name
+from facenet_tf2.nets.layers import original_name
 from facenet_tf2.training import losses
 
 RNG = np.random.default_rng(20170512)

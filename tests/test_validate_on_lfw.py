@@ -11,9 +11,9 @@ import tensorflow as tf
 from PIL import Image
 
 import facenet
-import generate_pairs
+from facenet_tf2.commands import generate_pairs
 import lfw
-import validate_on_lfw
+from facenet_tf2.commands import validate_on_lfw
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.pipeline import UnreadableImages
 

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from align import detect_face
-from align.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
+from facenet_tf2.detection import mtcnn as detect_face
+from facenet_tf2.detection.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
 from facenet_tf2.errors import UserError
 from facenet_tf2.devices import configure_tensorflow
 from facenet_tf2.embeddings import embed_images

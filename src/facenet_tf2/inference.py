@@ -10,7 +10,7 @@ Dense(bias); it is built from the original model's config, so every network in m
 import keras
 import numpy as np
 
-from facenet_tf2.slim_layers import BATCH_NORM_EPSILON, Conv2dBN, DenseBN, InceptionResnetBlock
+from facenet_tf2.nets.layers import BATCH_NORM_EPSILON, Conv2dBN, DenseBN, InceptionResnetBlock
 
 _FOLDED = {'Conv2dBN': ('Conv2D', 'relu'), 'DenseBN': ('Dense', 'linear')}
 

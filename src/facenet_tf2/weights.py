@@ -2,7 +2,7 @@
 
 Each reader returns `{original variable name: ndarray}`; `build_keras_model` recognises the network
 from the names (InceptionResnetV1, InceptionResnetV2, squeezenet, dummy), builds it and assigns
-every weight by name through the one mapping in facenet_tf2.slim_layers. Formats:
+every weight by name through the one mapping in facenet_tf2.nets.layers. Formats:
 - a frozen GraphDef (.pb) written by the original freeze_graph.py: the variables are Const nodes
   under their variable names; in an inference-optimised graph (TF's optimize_for_inference, as
   the graph_final.pb of the 2018 models) BatchNorm is folded into each convolution, whose
@@ -19,14 +19,14 @@ import numpy as np
 import tensorflow as tf
 
 from facenet_tf2.errors import ModelLoadError
-from facenet_tf2.slim_layers import BATCH_NORM_EPSILON, original_name
+from facenet_tf2.nets.layers import BATCH_NORM_EPSILON, original_name
 
 # Keras model name -> module of its builder (`build_model`, and `SCOPE`: the original variable scope).
 ARCHITECTURES = {
-    'InceptionResnetV1': 'models.inception_resnet_v1',
-    'InceptionResnetV2': 'models.inception_resnet_v2',
-    'squeezenet': 'models.squeezenet',
-    'dummy': 'models.dummy',
+    'InceptionResnetV1': 'facenet_tf2.nets.inception_resnet_v1',
+    'InceptionResnetV2': 'facenet_tf2.nets.inception_resnet_v2',
+    'squeezenet': 'facenet_tf2.nets.squeezenet',
+    'dummy': 'facenet_tf2.nets.dummy',
 }
 _VARIABLE_LEAVES = ('weights', 'biases', 'beta', 'gamma', 'moving_mean', 'moving_variance')
 

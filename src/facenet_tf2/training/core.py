@@ -22,7 +22,7 @@ import os
 import keras
 import tensorflow as tf
 
-from facenet_tf2.slim_layers import SlimBatchNormalization, original_name
+from facenet_tf2.nets.layers import SlimBatchNormalization, original_name
 from facenet_tf2.training.ema import ExponentialMovingAverage
 from facenet_tf2.training.optimizers import create_optimizer
 from facenet_tf2.weights import assign_weights, model_scope

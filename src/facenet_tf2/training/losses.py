@@ -19,7 +19,7 @@ import math
 import keras
 import tensorflow as tf
 
-from facenet_tf2.slim_layers import l2_regularizer
+from facenet_tf2.nets.layers import l2_regularizer
 
 LOSSES = ('softmax', 'arcface', 'cosface')
 # (s, m) when --margin_s / --margin_m are not given.

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-import lfw
+from facenet_tf2.evaluation import lfw
 from facenet_tf2.errors import NonFiniteLoss
 from facenet_tf2.embeddings import embed_images
 from facenet_tf2.export import save_keras, write_frozen_graph

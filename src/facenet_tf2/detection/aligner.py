@@ -112,7 +112,7 @@ class FaceAligner:
     written under temporary names (the caller commits them)."""
 
     def __init__(self, image_size, margin, detect_multiple_faces, model_path=None):
-        from align import detect_face  # TensorFlow is imported only where the networks run
+        from facenet_tf2.detection import mtcnn as detect_face  # TensorFlow is imported only where the networks run
         self.detect_faces = detect_face.detect_faces
         self.networks = detect_face.create_mtcnn(None, model_path)
         self.image_size = image_size
