@@ -12,7 +12,7 @@ from tensorflow.python.framework.convert_to_constants import \
 
 from facenet_tf2.files import atomic_directory, atomic_path, write_bytes_atomically
 from facenet_tf2.inference import fold_batch_norm
-from facenet_tf2.model_io import l2_normalize
+from facenet_tf2.nets.layers import l2_normalize
 
 
 def _embedding_function(model, image_size):

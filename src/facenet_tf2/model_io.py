@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from facenet_tf2.inference import fold_batch_norm  # also registers the layers that .keras files name
+from facenet_tf2.nets.layers import l2_normalize
 from facenet_tf2.pretrained import names_text, resolve_model, standardization
 from facenet_tf2.weights import (build_keras_model, checkpoint_weights, frozen_graph_weights, get_model_filenames,
                                  is_inference_optimised, keras2_h5_weights, read_graph_def)
@@ -33,11 +34,6 @@ from facenet_tf2.errors import ModelLoadError
 INPUT_TENSOR = 'input:0'
 PHASE_TRAIN_TENSOR = 'phase_train:0'
 EMBEDDINGS_TENSOR = 'embeddings:0'
-
-
-def l2_normalize(prelogits):
-    """The original's `embeddings`: prelogits / sqrt(max(sum(prelogits**2), 1e-10))."""
-    return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
 
 
 class EmbeddingModel:

@@ -26,6 +26,12 @@ def original_name(scope, path):
     return '/'.join(part for part in (scope, head, _KERAS_TO_SLIM_LEAF.get(leaf, leaf)) if part)
 
 
+def l2_normalize(prelogits):
+    """The networks' `embeddings` output: prelogits / sqrt(max(sum(prelogits**2), 1e-10)) per row."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.math.l2_normalize(prelogits, axis=1, epsilon=1e-10)
+
+
 def l2_regularizer(weight_decay):
     """slim.l2_regularizer(wd) is wd * sum(w**2) / 2; Keras' L2(l2) is l2 * sum(w**2)."""
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
