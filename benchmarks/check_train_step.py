@@ -254,7 +254,7 @@ def check(reference, arrays, pretrained_model, checker):
         if k == 1 and aligned_network is not None:
             network, trainer.network = trainer.network, aligned_network
             try:
-                results = trainer.train_step(loss_fn, name='kink-aligned', details=True)((inputs, labels), batch_size)
+                results = trainer.train_step(loss_fn, details=True)((inputs, labels), batch_size)
             finally:
                 trainer.network = network
         else:

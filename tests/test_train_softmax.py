@@ -255,14 +255,16 @@ def test_every_original_flag_has_its_original_default():
 
 def test_the_original_readme_recipe_is_accepted_as_written(faces, tmp_path, monkeypatch):
     from facenet_tf2.commands import train_softmax
-    from facenet_tf2.training.options import check_common_arguments
+    from facenet_tf2.training.config import SoftmaxConfig
     arguments = VGGFACE2_RECIPE.replace('LOGS', str(tmp_path / 'logs')).replace('MODELS', str(tmp_path / 'models'))
     arguments = arguments.replace('DATA', str(faces)).replace('LFW', str(faces)).split()
     args = train_softmax.parse_arguments(arguments + ['--lfw_pairs', str(tmp_path / 'pairs.txt')])
     (tmp_path / 'pairs.txt').write_text('1 1\n')
     monkeypatch.chdir(REPO_ROOT)  # the schedule file path is relative to the repository, as in the original README
-    check_common_arguments(args)
-    assert args.learning_rate == -1 and args.optimizer == 'ADAM' and args.embedding_size == 512
+    config = SoftmaxConfig.from_arguments(args)
+    config.validate()
+    assert config.learning_rate == -1 and config.optimizer == 'ADAM' and config.embedding_size == 512
+    assert config.lfw_protocol().use_flipped_images and config.lfw_protocol().distance_metric == 1
 
 
 def test_a_checkpoint_prefix_is_a_pretrained_model(faces, tmp_path):

@@ -47,8 +47,10 @@ def get_learning_rate_from_file(filename, epoch):
 
 
 def write_arguments_to_file(args, filename):
+    """Writes `key: value` lines of an argparse Namespace or a mapping of arguments."""
+    items = args.items() if isinstance(args, dict) else vars(args).items()
     with open(filename, 'w') as f:
-        for key, value in vars(args).items():
+        for key, value in items:
             f.write(f'{key}: {value}\n')
 
 

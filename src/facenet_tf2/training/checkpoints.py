@@ -10,10 +10,12 @@ place, the `checkpoint` state file last, so a killed run leaves the previous che
 """
 import os
 import re
+import time
 
 import numpy as np
 import tensorflow as tf
 
+from facenet_tf2.export import save_keras, write_frozen_graph
 from facenet_tf2.files import atomic_path, write_bytes_atomically
 
 _DATA_SUFFIX = '.data-00000-of-00001'
@@ -69,3 +71,31 @@ def write_metagraph(weights, filename, image_size):
         saver = tf.compat.v1.train.Saver(variables, max_to_keep=3)
         with atomic_path(filename) as temporary:
             saver.export_meta_graph(temporary)
+
+
+def save_epoch_checkpoint(trainer, model_dir, subdir, image_size):
+    """The original's per-epoch save: the name-based checkpoint of what its Saver held (the
+    trainable variables, BatchNorm moving statistics and the Logits layer included; not the
+    centres), and the metagraph once."""
+    step = int(trainer.global_step.numpy())
+    start = time.time()
+    weights = {name: variable.numpy() for name, variable in trainer.named_variables().items() if name != 'centers'}
+    save_name_based_checkpoint(weights, model_dir, subdir, step)
+    metagraph = os.path.join(model_dir, f'model-{subdir}.meta')
+    if not os.path.exists(metagraph):
+        write_metagraph(weights, metagraph, image_size)
+    print(f'Variables saved in {time.time() - start:.2f} seconds')
+
+
+def export_embedding_network(trainer, model_dir, subdir, image_size):
+    """The EMA embedding network as `<subdir>.pb` (frozen: input:0, phase_train:0, embeddings:0)
+    and `<subdir>.keras` in the model folder; returns the .pb path."""
+    trainer.swap_averages()
+    try:
+        frozen = os.path.join(model_dir, f'{subdir}.pb')
+        write_frozen_graph(trainer.network, frozen, image_size)
+        save_keras(trainer.network, os.path.join(model_dir, f'{subdir}.keras'))
+    finally:
+        trainer.swap_averages()
+    print(f'Exported the moving-average embedding network to {frozen}')
+    return frozen

@@ -164,8 +164,8 @@ class Trainer:
     def set_learning_rate(self, learning_rate):
         getattr(self.optimizer, 'inner_optimizer', self.optimizer).learning_rate.assign(learning_rate)
 
-    def train_step(self, loss_fn, name='train', details=False, input_spec=None):
-        """The tf.function step(distributed_inputs) -> {metric: value}.
+    def train_step(self, loss_fn, details=False, input_spec=None):
+        """The tf.function step(distributed_inputs, global_batch_size) -> {metric: value}.
 
         loss_fn(trainer, inputs, global_batch_size) runs in each replica under the gradient tape
         and returns (loss, metrics, updates): loss and metrics scaled so that their SUM over
@@ -175,8 +175,12 @@ class Trainer:
         {original name: gradient} (single device only: a checker's view of one step).
         input_spec: the distributed dataset's element_spec, for inputs whose batch size varies
         (a smaller last batch): the step is traced once for all of them.
+
+        Steps are cached by what defines their trace (the loss function, details, input_spec and
+        the network object), so asking again for the same step reuses its trace and anything else
+        gets its own.
         """
-        key = (name, details)
+        key = (loss_fn, details, repr(input_spec), self.network)
         if key not in self._step_functions:
             self._step_functions[key] = self._build_step(loss_fn, details, input_spec)
         traced = self._step_functions[key]

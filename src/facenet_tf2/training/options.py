@@ -1,13 +1,8 @@
-"""The command-line flags both trainers share, with the original's names, defaults and meanings,
-and the checks that refuse a bad run before any model is built."""
+"""The command-line flags both trainers share, with the original's names, defaults and meanings
+(config.TrainingConfig is what they become; its validate() checks them)."""
 import argparse
-import importlib
-import os
 
 from facenet_tf2.arguments import positive_int
-from facenet_tf2.errors import TrainingInputError
-from facenet_tf2.pretrained import PRETRAINED_MODELS
-from facenet_tf2.runfiles import read_learning_rate_schedule
 from facenet_tf2.training.optimizers import OPTIMIZERS
 
 
@@ -67,47 +62,6 @@ def add_common_arguments(parser, batch_size, learning_rate_schedule_file):
         help='Compute precision (Keras mixed precision; weights stay float32; float16 uses loss scaling).')
     add('--no_resume', action='store_true',
         help='Start a new run even if an interrupted run with the same arguments can be resumed.')
-
-
-def check_common_arguments(args):
-    """Refuses, with one line each, what would fail later: run before building anything."""
-    data_dir = os.path.expanduser(args.data_dir)
-    if not os.path.isdir(data_dir):
-        raise TrainingInputError(f'--data_dir {args.data_dir}: no such folder; give the folder of aligned faces, '
-                                 'one sub-folder per identity')
-    try:
-        importlib.import_module(args.model_def)
-    except ImportError as e:
-        raise TrainingInputError(f'--model_def {args.model_def}: cannot import it ({e}); use e.g. '
-                                 'models.inception_resnet_v1, models.inception_resnet_v2, models.squeezenet or '
-                                 'models.dummy') from None
-    if args.learning_rate <= 0:
-        schedule = os.path.expanduser(args.learning_rate_schedule_file)
-        if not os.path.isfile(schedule):
-            raise TrainingInputError(f'--learning_rate_schedule_file {args.learning_rate_schedule_file}: no such file; '
-                                     'give a schedule file (see data/) or a positive --learning_rate')
-        try:
-            read_learning_rate_schedule(schedule)
-        except ValueError as e:
-            raise TrainingInputError(f'{e}; fix the schedule file') from None
-    if args.lfw_dir:
-        if not os.path.isdir(os.path.expanduser(args.lfw_dir)):
-            raise TrainingInputError(f'--lfw_dir {args.lfw_dir}: no such folder; give the aligned LFW folder or leave '
-                                     '--lfw_dir out')
-        if not os.path.isfile(os.path.expanduser(args.lfw_pairs)):
-            raise TrainingInputError(f'--lfw_pairs {args.lfw_pairs}: no such file, and --lfw_dir needs it; give the '
-                                     'pairs file (LFW pairs.txt or one from generate_pairs.py)')
-    if args.pretrained_model and not os.path.exists(os.path.expanduser(args.pretrained_model)) \
-            and not _is_checkpoint_prefix(os.path.expanduser(args.pretrained_model)) \
-            and args.pretrained_model not in PRETRAINED_MODELS:
-        raise TrainingInputError(f'--pretrained_model {args.pretrained_model}: no such file or folder, nor a pretrained '
-                                 f'model name ({", ".join(PRETRAINED_MODELS)})')
-    if not 0.0 < args.keep_probability <= 1.0:
-        raise TrainingInputError(f'--keep_probability {args.keep_probability}: must be in (0, 1]')
-
-
-def _is_checkpoint_prefix(path):
-    return os.path.exists(path + '.index')
 
 
 def parser_for(description):

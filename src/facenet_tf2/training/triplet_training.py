@@ -14,12 +14,24 @@ the loss mines the batch inside the step. Under several replicas the embeddings 
 whole global batch are gathered, so every replica mines all of it.
 """
 import math
+import time
 
 import numpy as np
 import tensorflow as tf
 
-from facenet_tf2.pipeline import create_input_pipeline
-from facenet_tf2.training.triplets import ONLINE_STRATEGIES, triplet_basic_loss
+from facenet_tf2.dataset import require_dataset
+from facenet_tf2.errors import TrainingInputError
+from facenet_tf2.pipeline import RANDOM_CROP, RANDOM_FLIP, UnreadableImages, create_input_pipeline
+from facenet_tf2.training.loop import EpochPlan, Step, train
+from facenet_tf2.training.startup import start_run
+from facenet_tf2.training.stats import EPOCH, LEARNING_RATE, STEP, Stat
+from facenet_tf2.training.triplets import (ONLINE_STRATEGIES, pk_classes, pk_image_batches, sample_people,
+                                           select_triplet_indices, triplet_basic_loss)
+
+STRATEGIES = ['vggface'] + sorted(ONLINE_STRATEGIES)
+STATS = (Stat('loss', STEP, 'Loss'), Stat('triplet_loss', STEP, 'Triplet'), Stat('fraction_active', STEP, 'Active',
+                                                                                  '%.3f'),
+         LEARNING_RATE, Stat('time_select', EPOCH))
 
 
 def embed_in_training_mode(trainer, images):
@@ -118,3 +130,133 @@ def triplet_batches(image_paths, labels, triplets, control, image_size, batch_si
 
 def nrof_triplet_batches(nrof_triplets, batch_size):
     return int(math.ceil(nrof_triplets * 3 / batch_size))
+
+
+def stat_rows(config):
+    """A round of the original trains on all its triplets, so an epoch can run past epoch_size
+    steps by up to one round."""
+    nrof_pairs = config.people_per_batch * config.images_per_person * (config.images_per_person - 1) // 2
+    round_steps = nrof_triplet_batches(nrof_pairs, config.batch_size) if config.triplet_strategy == 'vggface' else 0
+    return {STEP: config.max_nrof_epochs * (config.epoch_size + round_steps), EPOCH: config.max_nrof_epochs}
+
+
+def training_set(config):
+    """The identities of --data_dir, refusing a set where triplets cannot be formed."""
+    dataset = require_dataset(config.data_dir)
+    usable = len(pk_classes(dataset))
+    needed = 2 if config.triplet_strategy == 'vggface' else config.batch_size // config.images_per_person
+    if usable < needed:
+        raise TrainingInputError(f'--data_dir {config.data_dir}: {usable} people with 2 or more images, and '
+                                 f'--triplet_strategy {config.triplet_strategy} needs {needed}; add identities with '
+                                 'several images each')
+    return dataset
+
+
+class VggFacePlan(EpochPlan):
+    """The original's epochs: sampling rounds until epoch_size batches have run; input_position
+    counts the sampling rounds done."""
+
+    def __init__(self, run, config, train_set, control):
+        replicas = run.trainer.strategy.num_replicas_in_sync
+        if config.batch_size % (3 * replicas):
+            raise TrainingInputError(f'--batch_size {config.batch_size} must split into whole triplets over '
+                                     f'{replicas} replicas: use a multiple of {3 * replicas}')
+        self.run, self.config, self.train_set, self.control = run, config, train_set, control
+        self.unreadable = UnreadableImages()
+        self.embedder = SampleEmbedder(run.trainer, config.image_size, config.batch_size, control, self.unreadable)
+        self.step_function = None
+        self.input_position = run.input_position
+        self.empty_rounds = 0
+        self.select_seconds = 0.0
+
+    def steps(self, epoch):
+        config, trainer = self.config, self.run.trainer
+        batch_number, self.select_seconds = 0, 0.0
+        while batch_number < config.epoch_size:
+            rounds_done = self.input_position
+            rng = np.random.default_rng([config.seed, rounds_done])
+            image_paths, nrof_images_per_class = sample_people(self.train_set, config.people_per_batch,
+                                                               config.images_per_person, rng)
+            print('Running forward pass on sampled images: ', end='', flush=True)
+            start = time.time()
+            embeddings = self.embedder(image_paths, config.embedding_size, round_seed(config.seed, rounds_done, 0))
+            print('%.3f' % (time.time() - start))
+            print('Selecting suitable triplets for training')
+            triplets, nrof_pairs = select_triplet_indices(embeddings, nrof_images_per_class, config.people_per_batch,
+                                                          config.alpha, rng)
+            selection_time = time.time() - start
+            self.select_seconds += selection_time
+            print('(nrof_random_negs, nrof_triplets) = (%d, %d): time=%.3f seconds' %
+                  (nrof_pairs, len(triplets), selection_time))
+            self.run.summaries.scalars({'triplets/nrof_selected': len(triplets), 'triplets/nrof_pairs': nrof_pairs,
+                                        'time/selection': selection_time}, self.run.global_step)
+            self.input_position += 1
+            if not len(triplets):
+                # The original looped here for ever; a round without a triplet counts as one batch.
+                self.empty_rounds += 1
+                batch_number += 1
+                print(f'WARNING: no triplet violates the margin alpha {config.alpha} in this sample (round '
+                      f'{rounds_done}, {self.empty_rounds} such round(s) so far): nothing to train on, skipped')
+                continue
+            labels = np.repeat(np.arange(len(nrof_images_per_class)), nrof_images_per_class)
+            distributed = trainer.strategy.experimental_distribute_dataset(triplet_batches(
+                image_paths, labels, triplets, self.control, config.image_size, config.batch_size,
+                round_seed(config.seed, rounds_done, 1)))
+            if self.step_function is None:  # traced once for every round's batches, the smaller last ones too
+                self.step_function = trainer.train_step(offline_triplet_loss(config.alpha),
+                                                        input_spec=distributed.element_spec)
+            batches = iter(distributed)
+            nrof_examples = 3 * len(triplets)
+            for i in range(nrof_triplet_batches(len(triplets), config.batch_size)):
+                yield Step(self.step_function, batches, min(config.batch_size, nrof_examples - i * config.batch_size),
+                           batch_number)
+                batch_number += 1
+
+    def epoch_figures(self, epoch):
+        return {'time_select': self.select_seconds}
+
+    def finish(self):
+        if self.empty_rounds:
+            print(f'{self.empty_rounds} sampling round(s) had no triplet violating the margin and trained nothing')
+        if self.step_function is not None:
+            print(f'The train step was traced {self.step_function.tracing_count()} time(s)')
+
+
+class OnlinePlan(EpochPlan):
+    """Epochs of epoch_size P x K batches mined inside the step; input_position counts batches."""
+
+    def __init__(self, run, config, train_set, control):
+        self.config = config
+        self.unreadable = UnreadableImages()
+        people = config.batch_size // config.images_per_person
+        dataset = pk_image_batches(train_set, people, config.images_per_person, config.image_size, control,
+                                   config.seed, start=run.input_position, unreadable=self.unreadable)
+        distributed = run.trainer.strategy.experimental_distribute_dataset(dataset)
+        self.batches = iter(distributed)
+        # Batches shrink where unreadable files are left out: one trace for every batch size.
+        self.step_function = run.trainer.train_step(online_triplet_loss(config.triplet_strategy, config.alpha),
+                                                    input_spec=distributed.element_spec)
+        self.input_position = run.input_position
+
+    def steps(self, epoch):
+        for batch_number in range(self.config.epoch_size):
+            yield Step(self.step_function, self.batches, self.config.batch_size, batch_number)
+
+    def after_step(self, run, results, batch_number):
+        self.input_position += 1
+
+    def epoch_figures(self, epoch):
+        return {'time_select': 0.0}
+
+    def finish(self):
+        print(f'The train step was traced {self.step_function.tracing_count()} time(s)')
+
+
+def train_tripletloss(config, script_path):
+    """train_tripletloss.py: validates `config` (a TripletConfig), trains, exports; returns the model folder."""
+    config.validate()
+    train_set = training_set(config)
+    run = start_run(config, script_path, {}, STATS, stat_rows(config))
+    control = RANDOM_CROP * config.random_crop + RANDOM_FLIP * config.random_flip
+    plan_class = VggFacePlan if config.triplet_strategy == 'vggface' else OnlinePlan
+    return train(run, plan_class(run, config, train_set, control))
