@@ -14,6 +14,11 @@ if str(SRC) not in sys.path:
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+# In-process calls of the commands report as the commands do on a console.
+from facenet_tf2.reporting import show_on_console  # noqa: E402 pylint: disable=wrong-import-position
+
+show_on_console()
+
 
 def shared_path():
     return Path(os.environ.get('FACENET_SHARED', REPO_ROOT.parent / 'shared')).resolve()

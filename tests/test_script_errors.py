@@ -192,3 +192,17 @@ def test_a_bug_in_a_tool_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(sys, 'argv', ['identify.py', 'info', 'index.npz'])
     with pytest.raises(ValueError, match='boom'):
         identify.cli()
+
+
+def test_scripts_start_without_tensorflow_start_up_noise(frozen_model_pb):
+    """No oneDNN/CUDA/absl lines before a script's output unless the user asks for them."""
+    env = {key: value for key, value in os.environ.items() if key not in ('TF_CPP_MIN_LOG_LEVEL', 'FACENET_TF2_DEBUG')}
+    command = [sys.executable, 'src/compare.py', str(frozen_model_pb), 'data/images/Anthony_Hopkins_0001.jpg',
+               'data/images/Anthony_Hopkins_0002.jpg']
+    quiet = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stderr == '', quiet.stderr
+    assert quiet.stdout.startswith('Model filename: ') and 'Distance matrix' in quiet.stdout
+    verbose = subprocess.run(command, cwd=REPO_ROOT, env={**env, 'TF_CPP_MIN_LOG_LEVEL': '0'}, capture_output=True,
+                             text=True, timeout=600)
+    assert verbose.returncode == 0 and 'oneDNN' in verbose.stderr  # asked for: TensorFlow's lines show

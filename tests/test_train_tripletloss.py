@@ -152,8 +152,9 @@ def test_rounds_without_a_qualifying_triplet_are_skipped_with_a_warning(faces, t
         faces, tmp_path, '--people_per_batch', 3, '--images_per_person', 3, '--batch_size', 6,
         '--epoch_size', 2, '--max_nrof_epochs', 1, '--alpha', -10))
     train_tripletloss.main(args)
-    output = capsys.readouterr().out
-    assert output.count('WARNING: no triplet violates the margin alpha -10.0') == 2
+    captured = capsys.readouterr()
+    output = captured.out
+    assert captured.err.count('WARNING: no triplet violates the margin alpha -10.0') == 2
     assert '2 sampling round(s) had no triplet violating the margin and trained nothing' in output
     assert 'Epoch: [1]' not in output
 

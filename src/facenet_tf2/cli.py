@@ -18,6 +18,7 @@ import os
 import sys
 
 from facenet_tf2.errors import PathError, UserError
+from facenet_tf2.reporting import show_on_console
 
 DEBUG_VARIABLE = 'FACENET_TF2_DEBUG'
 
@@ -41,6 +42,7 @@ def run_script(main, parse_arguments, argv=None, prog=None):
     """Parses the arguments (sys.argv[1:] by default) and runs main(args), turning user errors and
     Ctrl-C into one line on stderr and a non-zero exit. Returns what main returns."""
     prog = prog or os.path.basename(sys.argv[0]) or 'facenet'
+    show_on_console()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     try:
         return main(args)

@@ -4,6 +4,7 @@ compare.py, export_embeddings.py, face.py, cluster.py, predict.py, identify.py a
 contributed tools all go from photos (or aligned thumbnails) to embeddings through here, with the
 original align script's detector settings and crop (align.aligner).
 """
+import logging
 import os
 
 import numpy as np
@@ -16,6 +17,8 @@ from facenet_tf2.embeddings import embed_images
 from facenet_tf2.images import STANDARDIZATIONS, read_image
 from facenet_tf2.errors import ImageReadError
 from facenet_tf2.pipeline import UnreadableImages
+
+log = logging.getLogger(__name__)
 
 
 def create_detector(gpu_memory_fraction=1.0):
@@ -63,19 +66,19 @@ def load_and_align_data(image_paths, image_size, margin, gpu_memory_fraction, st
     rows. Raises UserError when none is left.
     """
     if networks is None:
-        print('Creating networks and loading parameters')
+        log.info('Creating networks and loading parameters')
         networks = create_detector(gpu_memory_fraction)
     readable = []  # (path, image), one per entry of image_paths: a dict would merge duplicates
     for path in image_paths:
         try:
             readable.append((path, read_image(os.path.expanduser(path))))
         except ImageReadError as e:
-            print(f"can't read image, remove {path}: {e.problem}")
+            log.info(f"can't read image, remove {path}: {e.problem}")
     kept, crops = [], []
     for (path, _), faces in zip(readable, find_faces([image for _, image in readable], networks, margin, image_size)):
         # The original's choice: the first face MTCNN returns (not the align script's most central one).
         if not faces:
-            print("can't detect face, remove ", path)
+            log.info(f"can't detect face, remove  {path}")  # the original's print(text, path) spacing
             continue
         kept.append(path)
         crops.append(faces[0][0])
@@ -120,5 +123,5 @@ def embed_image_files(model, image_paths, image_size=160, batch_size=100, is_ali
     except ValueError:  # none could be read; each one was reported
         return np.zeros((0, model.embedding_size), np.float32), np.zeros(len(image_paths), bool)
     if unreadable:
-        print(unreadable.summary())
+        log.info(unreadable.summary())
     return embedded.embeddings[embedded.found], embedded.found

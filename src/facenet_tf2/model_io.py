@@ -16,6 +16,7 @@ Called inside a TF1 graph context (`with tf.Graph().as_default(): with tf.compat
 load_model does what the original did instead: it imports the model as a frozen graph into the
 default graph, so `sess.run('embeddings:0', {'input:0': ..., 'phase_train:0': False})` works.
 """
+import logging
 import concurrent.futures
 import glob
 import json
@@ -30,6 +31,8 @@ from facenet_tf2.pretrained import names_text, resolve_model, standardization
 from facenet_tf2.weights import (build_keras_model, checkpoint_weights, frozen_graph_weights, get_model_filenames,
                                  is_inference_optimised, keras2_h5_weights, read_graph_def)
 from facenet_tf2.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
 
 INPUT_TENSOR = 'input:0'
 PHASE_TRAIN_TENSOR = 'phase_train:0'
@@ -270,7 +273,7 @@ def load_model(model, input_map=None, precision='float32'):
 
 def _load_model(model, input_map, precision):
     kind, path = find_model(model)
-    print(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
+    log.info(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
     if not tf.executing_eagerly() and not tf.inside_function():
         if precision != 'float32':
             raise ModelLoadError(path, f'precision={precision} works in TF2 code only, not in a TF1 session')

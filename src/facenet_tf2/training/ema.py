@@ -28,9 +28,6 @@ class ExponentialMovingAverage(tf.Module):
             rate = tf.cast(1.0 - decay, shadow.dtype)
             shadow.assign_sub(rate * (shadow - tf.cast(tf.convert_to_tensor(variable), shadow.dtype)))
 
-    def averages(self):
-        return [tf.convert_to_tensor(shadow) for shadow in self.shadows]
-
 
 def _leaf(variable):
     return getattr(variable, 'path', variable.name).replace('/', '_').replace(':', '_')

@@ -1,4 +1,5 @@
 """LFW (or any pairs file) verification after a training epoch, with the EMA weights."""
+import logging
 import os
 import time
 
@@ -8,6 +9,8 @@ from facenet_tf2.embeddings import embed_images
 from facenet_tf2.errors import TrainingInputError
 from facenet_tf2.evaluation import lfw
 from facenet_tf2.model_io import keras_embedding_function
+
+log = logging.getLogger(__name__)
 
 
 def resolve_pairs(config):
@@ -33,7 +36,7 @@ class LfwMonitor:
         """Returns (mean accuracy, validation rate, seconds)."""
         protocol = self.protocol
         start = time.time()
-        print('Running forward pass on LFW images')
+        log.info('Running forward pass on LFW images')
         trainer.swap_averages()
         try:
             if self._embed is None:
@@ -46,8 +49,8 @@ class LfwMonitor:
         _, _, accuracy, val, val_std, far = lfw.evaluate(
             embedded.embeddings.astype(np.float64), self.actual_issame, nrof_folds=protocol.nrof_folds,
             distance_metric=protocol.distance_metric, subtract_mean=protocol.subtract_mean)
-        print('Accuracy: %2.5f+-%2.5f' % (np.mean(accuracy), np.std(accuracy)))
-        print('Validation rate: %2.5f+-%2.5f @ FAR=%2.5f' % (val, val_std, far))
+        log.info('Accuracy: %2.5f+-%2.5f' % (np.mean(accuracy), np.std(accuracy)))
+        log.info('Validation rate: %2.5f+-%2.5f @ FAR=%2.5f' % (val, val_std, far))
         seconds = time.time() - start
         summaries.scalars({'lfw/accuracy': np.mean(accuracy), 'lfw/val_rate': val, 'time/lfw': seconds}, step)
         with open(os.path.join(self.log_dir, 'lfw_result.txt'), 'at') as f:

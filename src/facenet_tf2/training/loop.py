@@ -8,10 +8,13 @@ trainer: runs each step through Run.step, records its statistics in stat.h5 and 
 original's console line, sums the training time, writes the time/* summaries, reports unreadable
 images and ends the epoch (Run.end_epoch), then finishes the run.
 """
+import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from facenet_tf2.training.stats import EPOCH, STEP
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,7 +81,7 @@ def train(run, plan):
                         run.stats[stat.key][epoch - 1] = results[stat.key]
             plan.after_step(run, results, step.batch_number)
             train_seconds += results['duration']
-            print(step_line(epoch, step.batch_number, run.config.epoch_size, results, printed), flush=True)
+            log.info(step_line(epoch, step.batch_number, run.config.epoch_size, results, printed))
         figures = {'time_train': train_seconds, **plan.epoch_figures(epoch)}
         for key, value in figures.items():
             run.stats[key][epoch - 1] = value
@@ -87,7 +90,7 @@ def train(run, plan):
                           if key.startswith('time_') and key != 'time_train'})
         run.summaries.scalars(summaries, run.global_step)
         if plan.unreadable:
-            print(f'{len(plan.unreadable)} unreadable image(s) skipped so far, e.g. {plan.unreadable.failures[0][0]}')
+            log.info(f'{len(plan.unreadable)} unreadable image(s) skipped so far, e.g. {plan.unreadable.failures[0][0]}')
         run.end_epoch(epoch, plan.input_position, plan.validation(run, epoch))
     plan.finish()
     run.finish()

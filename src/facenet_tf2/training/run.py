@@ -6,6 +6,7 @@ original did (validation if due, checkpoint, LFW, stat.h5) and then saves the st
 continues from; and at the end exports the EMA embedding network. The epoch loop that drives it is
 loop.train.
 """
+import logging
 import os
 import time
 
@@ -18,6 +19,8 @@ from facenet_tf2.training.schedule import learning_rate_for
 from facenet_tf2.training.state import RunState
 from facenet_tf2.training.stats import Stats
 from facenet_tf2.training.summaries import Summaries
+
+log = logging.getLogger(__name__)
 
 
 class Run:  # pylint: disable=too-many-instance-attributes
@@ -44,7 +47,7 @@ class Run:  # pylint: disable=too-many-instance-attributes
         if self.folders.resumed and self.state.restore():
             epoch = int(self.state.epoch.numpy())
             self.first_epoch, self.input_position = epoch + 1, int(self.state.input_position.numpy())
-            print(f'Resuming run {self.folders.subdir} after epoch {epoch} (step {self.global_step})')
+            log.info(f'Resuming run {self.folders.subdir} after epoch {epoch} (step {self.global_step})')
         else:
             load_pretrained()
 
@@ -53,7 +56,7 @@ class Run:  # pylint: disable=too-many-instance-attributes
         learning-rate schedule stops."""
         for epoch in range(self.first_epoch, self.config.max_nrof_epochs + 1):
             if learning_rate_for(self.config, epoch, self.global_step) <= 0:
-                print(f'The learning rate schedule ends before epoch {epoch}: training stops')
+                log.info(f'The learning rate schedule ends before epoch {epoch}: training stops')
                 return
             yield epoch
 
@@ -103,7 +106,7 @@ class Run:  # pylint: disable=too-many-instance-attributes
             accuracy, val, _ = self.lfw(self.trainer, step, self.summaries)
             stats['lfw_accuracy'][epoch - 1], stats['lfw_valrate'][epoch - 1] = accuracy, val
         stats['time_evaluate'][epoch - 1] = time.time() - start
-        print('Saving statistics')
+        log.info('Saving statistics')
         stats.save()
         self.state.save(epoch, input_position, step)
         self.summaries.flush()

@@ -6,6 +6,7 @@ margin head) + prelogits_norm_loss_factor * mean p-norm of the prelogits + cente
 center loss + weight decay (added by the core). The centres are always kept and updated, as the
 original did whatever the factor.
 """
+import logging
 import math
 import os
 
@@ -21,6 +22,8 @@ from facenet_tf2.training.filtering import filter_dataset
 from facenet_tf2.training.loop import EpochPlan, Step, train
 from facenet_tf2.training.startup import start_run
 from facenet_tf2.training.stats import EPOCH, LEARNING_RATE, STEP, VALIDATION, Stat
+
+log = logging.getLogger(__name__)
 
 
 class CenterLossModule(losses.CenterLoss):
@@ -182,7 +185,7 @@ def reg_loss(results, config):
 def run_validation(run, config, validate, image_list, label_list, epoch):
     """The original's validation pass: the held-out images in inference mode, whole batches of
     --lfw_batch_size as the original, fixed standardisation if the training used it."""
-    print('Running forward pass on validation set')
+    log.info('Running forward pass on validation set')
     nrof_batches = max(1, len(label_list) // config.lfw_batch_size)
     nrof_images = min(len(label_list), nrof_batches * config.lfw_batch_size)
     dataset = create_input_pipeline(image_list[:nrof_images], label_list[:nrof_images],
@@ -197,7 +200,7 @@ def run_validation(run, config, validate, image_list, label_list, epoch):
     for key, value in means.items():
         run.stats[f'val_{key}'][index] = value
     run.summaries.scalars({f'val/{key}': value for key, value in means.items()}, run.global_step)
-    print('Validation Epoch: %d\tLoss %2.3f\tXent %2.3f\tAccuracy %2.3f'
+    log.info('Validation Epoch: %d\tLoss %2.3f\tXent %2.3f\tAccuracy %2.3f'
           % (epoch, means['loss'], means['xent_loss'], means['accuracy']))
 
 
@@ -211,10 +214,10 @@ def train_softmax(config, script_path):
     modules = softmax_modules(nrof_classes, config.embedding_size, config.weight_decay, config.center_loss_alfa,
                               config.loss, config.margin_s, config.margin_m)
     run = start_run(config, script_path, modules, STATS, stat_rows(config))
-    print(f'Number of classes in training set: {nrof_classes}')
-    print(f'Number of examples in training set: {len(image_list)}')
-    print(f'Number of classes in validation set: {len(val_set)}')
-    print(f'Number of examples in validation set: {len(validation_images[0])}')
+    log.info(f'Number of classes in training set: {nrof_classes}')
+    log.info(f'Number of examples in training set: {len(image_list)}')
+    log.info(f'Number of classes in validation set: {len(val_set)}')
+    log.info(f'Number of examples in validation set: {len(validation_images[0])}')
     plan = SoftmaxPlan(run, config, image_list, label_list, validation_images)
-    print('Running training')
+    log.info('Running training')
     return train(run, plan)

@@ -1,5 +1,6 @@
 """Starting a training run the same way for both trainers: devices, precision, strategy, run
 folders, network, optimizer, EMA, then resume or pretrained weights."""
+import logging
 import os
 
 import keras
@@ -14,6 +15,8 @@ from facenet_tf2.training.lfw_monitor import LfwMonitor, resolve_pairs
 from facenet_tf2.training.run import Run
 from facenet_tf2.training.stats import with_core_stats
 from facenet_tf2.weights import checkpoint_weights, model_weights
+
+log = logging.getLogger(__name__)
 
 PRECISION_POLICIES = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
 
@@ -44,8 +47,8 @@ def start_run(config, script_path, modules, stats, rows):
                                  f'multiple of {replicas}')
     network = import_network(config.model_def)
     folders = RunFolders(config, script_path)
-    print(f'Model directory: {folders.model_dir}')
-    print(f'Log directory: {folders.log_dir}')
+    log.info(f'Model directory: {folders.model_dir}')
+    log.info(f'Log directory: {folders.log_dir}')
     keras.utils.set_random_seed(config.seed)  # the original's tf.set_random_seed: the same start for the same seed
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[config.precision])
     try:
@@ -64,7 +67,7 @@ def start_run(config, script_path, modules, stats, rows):
 
     def load_pretrained():
         if config.pretrained_model:
-            print(f'Restoring pretrained model: {config.pretrained_model}')
+            log.info(f'Restoring pretrained model: {config.pretrained_model}')
             trainer.load_network_weights(pretrained_weights(config.pretrained_model), config.pretrained_model)
 
     run.start(load_pretrained)

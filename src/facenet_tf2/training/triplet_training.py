@@ -13,6 +13,7 @@ Online (`batch_hard`, `batch_semihard`, `batch_all`): P x K batches from triplet
 the loss mines the batch inside the step. Under several replicas the embeddings and labels of the
 whole global batch are gathered, so every replica mines all of it.
 """
+import logging
 import math
 import time
 
@@ -27,6 +28,8 @@ from facenet_tf2.training.startup import start_run
 from facenet_tf2.training.stats import EPOCH, LEARNING_RATE, STEP, Stat
 from facenet_tf2.training.triplets import (ONLINE_STRATEGIES, pk_classes, pk_image_batches, sample_people,
                                            select_triplet_indices, triplet_basic_loss)
+
+log = logging.getLogger(__name__)
 
 STRATEGIES = ['vggface'] + sorted(ONLINE_STRATEGIES)
 STATS = (Stat('loss', STEP, 'Loss'), Stat('triplet_loss', STEP, 'Triplet'), Stat('fraction_active', STEP, 'Active',
@@ -177,16 +180,15 @@ class VggFacePlan(EpochPlan):
             rng = np.random.default_rng([config.seed, rounds_done])
             image_paths, nrof_images_per_class = sample_people(self.train_set, config.people_per_batch,
                                                                config.images_per_person, rng)
-            print('Running forward pass on sampled images: ', end='', flush=True)
             start = time.time()
             embeddings = self.embedder(image_paths, config.embedding_size, round_seed(config.seed, rounds_done, 0))
-            print('%.3f' % (time.time() - start))
-            print('Selecting suitable triplets for training')
+            log.info('Running forward pass on sampled images: %.3f', time.time() - start)
+            log.info('Selecting suitable triplets for training')
             triplets, nrof_pairs = select_triplet_indices(embeddings, nrof_images_per_class, config.people_per_batch,
                                                           config.alpha, rng)
             selection_time = time.time() - start
             self.select_seconds += selection_time
-            print('(nrof_random_negs, nrof_triplets) = (%d, %d): time=%.3f seconds' %
+            log.info('(nrof_random_negs, nrof_triplets) = (%d, %d): time=%.3f seconds' %
                   (nrof_pairs, len(triplets), selection_time))
             self.run.summaries.scalars({'triplets/nrof_selected': len(triplets), 'triplets/nrof_pairs': nrof_pairs,
                                         'time/selection': selection_time}, self.run.global_step)
@@ -195,7 +197,7 @@ class VggFacePlan(EpochPlan):
                 # The original looped here for ever; a round without a triplet counts as one batch.
                 self.empty_rounds += 1
                 batch_number += 1
-                print(f'WARNING: no triplet violates the margin alpha {config.alpha} in this sample (round '
+                log.warning(f'no triplet violates the margin alpha {config.alpha} in this sample (round '
                       f'{rounds_done}, {self.empty_rounds} such round(s) so far): nothing to train on, skipped')
                 continue
             labels = np.repeat(np.arange(len(nrof_images_per_class)), nrof_images_per_class)
@@ -217,9 +219,9 @@ class VggFacePlan(EpochPlan):
 
     def finish(self):
         if self.empty_rounds:
-            print(f'{self.empty_rounds} sampling round(s) had no triplet violating the margin and trained nothing')
+            log.info(f'{self.empty_rounds} sampling round(s) had no triplet violating the margin and trained nothing')
         if self.step_function is not None:
-            print(f'The train step was traced {self.step_function.tracing_count()} time(s)')
+            log.info(f'The train step was traced {self.step_function.tracing_count()} time(s)')
 
 
 class OnlinePlan(EpochPlan):
@@ -249,7 +251,7 @@ class OnlinePlan(EpochPlan):
         return {'time_select': 0.0}
 
     def finish(self):
-        print(f'The train step was traced {self.step_function.tracing_count()} time(s)')
+        log.info(f'The train step was traced {self.step_function.tracing_count()} time(s)')
 
 
 def train_tripletloss(config, script_path):
