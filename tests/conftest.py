@@ -63,3 +63,14 @@ def frozen_model_pb():
 def reference_dir():
     """Outputs of the original facenet code (see its README.md)."""
     return _require('reference', 'reference outputs of the original code')
+
+
+@pytest.fixture(scope='session')
+def identities(tmp_path_factory):
+    """identities(name, nrof_people=4, images_per_person=4): a folder of generated identities
+    (images_fixtures.write_identity_folders), for tests that need people but not real faces."""
+    from images_fixtures import write_identity_folders  # pylint: disable=import-outside-toplevel
+
+    def make(name, **kwargs):
+        return write_identity_folders(tmp_path_factory.mktemp(name) / 'train', **kwargs)
+    return make

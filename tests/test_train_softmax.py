@@ -5,22 +5,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from training_fixtures import (REPO_ROOT, run_trainer, start_trainer, the_run_folder, tiny_run_arguments,
-                               write_face_folders)
+from facenet_tf2.commands import train_softmax
+from training_fixtures import (REPO_ROOT, run_in_process, run_trainer, start_trainer, the_run_folder,
+                               tiny_run_arguments)
 
 CHECKER = REPO_ROOT / 'benchmarks' / 'check_train_step.py'
 
 
 @pytest.fixture(scope='module')
-def faces(lfw_dir, tmp_path_factory):
-    return write_face_folders(lfw_dir, tmp_path_factory.mktemp('faces') / 'train')
+def faces(identities):
+    return identities('faces')
 
 
 def _run_checker(reference_json):
@@ -62,7 +62,7 @@ def test_the_checker_reads_a_subset_and_fails_on_a_wrong_value(reference_dir, tm
     assert not any(name.startswith(('after_step2', 'final')) for name in passed)
 
 
-def test_a_run_writes_the_original_layout_and_its_model_loads(faces, tmp_path, frozen_model_pb):
+def test_a_run_writes_the_original_layout_and_its_model_loads(faces, tmp_path):
     result = run_trainer('train_softmax.py', tiny_run_arguments(
         faces, tmp_path, '--batch_size', 8, '--epoch_size', 2, '--max_nrof_epochs', 2, '--random_flip',
         '--center_loss_factor', 0.01, '--prelogits_norm_loss_factor', 5e-4, '--weight_decay', 5e-4))
@@ -143,11 +143,11 @@ def test_a_run_killed_and_started_again_ends_with_the_uninterrupted_weights(face
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-def test_arcface_and_cosface_runs_train(faces, tmp_path):
+def test_arcface_and_cosface_runs_train(faces, tmp_path, capsys):
     for loss in ('arcface', 'cosface'):
-        result = run_trainer('train_softmax.py', tiny_run_arguments(
+        result = run_in_process(train_softmax, tiny_run_arguments(
             faces, tmp_path / loss, '--batch_size', 8, '--epoch_size', 3, '--max_nrof_epochs', 1, '--loss', loss,
-            '--margin_s', 16))
+            '--margin_s', 16), capsys)
         assert result.returncode == 0, result.stderr[-3000:]
         losses = [float(line.split('\tLoss ')[1].split('\t')[0]) for line in result.stdout.splitlines()
                   if line.startswith('Epoch: [1]')]
@@ -171,48 +171,51 @@ def _linked_copy(faces, folder):
     return folder
 
 
-def test_bad_input_is_refused_in_one_line_before_building(faces, tmp_path):
+def test_bad_input_is_refused_in_one_line_before_building(faces, tmp_path, capsys):
     single = tmp_path / 'single'
     (single / 'Only_One').mkdir(parents=True)
     (single / 'Only_One' / 'a.png').write_bytes((next(faces.iterdir()) / os.listdir(next(faces.iterdir()))[0])
                                                  .read_bytes())
+    # by path, as a user runs it; the other refusals in this process
     _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(single, tmp_path / 'r1')), 'at least 2')
     _linked_copy(faces, tmp_path / 'with_empty')
     (tmp_path / 'with_empty' / 'Nobody').mkdir()
-    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(tmp_path / 'with_empty', tmp_path / 'r2')),
-                    'without images', 'Nobody')
+    _one_line_error(run_in_process(train_softmax, tiny_run_arguments(tmp_path / 'with_empty', tmp_path / 'r2'),
+                                   capsys), 'without images', 'Nobody')
     schedule = tmp_path / 'schedule.txt'
     schedule.write_text('# epoch: rate\n0: 0.1\n10 0.01\n')
-    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(
-        faces, tmp_path / 'r3', '--learning_rate', -1, '--learning_rate_schedule_file', schedule)), 'schedule.txt:3')
-    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(
-        faces, tmp_path / 'r4', '--lfw_dir', faces, '--lfw_pairs', tmp_path / 'no_pairs.txt')), '--lfw_pairs')
+    _one_line_error(run_in_process(train_softmax, tiny_run_arguments(
+        faces, tmp_path / 'r3', '--learning_rate', -1, '--learning_rate_schedule_file', schedule), capsys),
+                    'schedule.txt:3')
+    _one_line_error(run_in_process(train_softmax, tiny_run_arguments(
+        faces, tmp_path / 'r4', '--lfw_dir', faces, '--lfw_pairs', tmp_path / 'no_pairs.txt'), capsys),
+                    '--lfw_pairs')
     unknown = tiny_run_arguments(faces, tmp_path / 'r5')
     unknown[unknown.index('models.dummy')] = 'models.no_such_network'
-    _one_line_error(run_trainer('train_softmax.py', unknown), 'models.no_such_network')
-    _one_line_error(run_trainer('train_softmax.py', tiny_run_arguments(tmp_path / 'missing', tmp_path / 'r6')),
+    _one_line_error(run_in_process(train_softmax, unknown, capsys), 'models.no_such_network')
+    _one_line_error(run_in_process(train_softmax, tiny_run_arguments(tmp_path / 'missing', tmp_path / 'r6'), capsys),
                     'no such folder')
     for base in ('r1', 'r2', 'r3', 'r4', 'r5', 'r6'):  # refused before any run folder was made
         assert not (tmp_path / base / 'models').exists(), base
 
 
-def test_a_corrupt_image_is_skipped_and_counted(faces, tmp_path):
+def test_a_corrupt_image_is_skipped_and_counted(faces, tmp_path, capsys):
     data = _linked_copy(faces, tmp_path / 'data')
     bad = data / 'Zz_Broken'
     bad.mkdir()
     for i in range(3):
         (bad / f'broken_{i}.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
-    result = run_trainer('train_softmax.py', tiny_run_arguments(data, tmp_path / 'run', '--batch_size', 8,
-                                                                '--epoch_size', 4, '--max_nrof_epochs', 1))
+    result = run_in_process(train_softmax, tiny_run_arguments(data, tmp_path / 'run', '--batch_size', 8,
+                                                                '--epoch_size', 4, '--max_nrof_epochs', 1), capsys)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'unreadable image(s) skipped' in result.stdout
     assert 'Epoch: [1][4/4]' in result.stdout
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(faces, tmp_path):
-    result = run_trainer('train_softmax.py', tiny_run_arguments(
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(faces, tmp_path, capsys):
+    result = run_in_process(train_softmax, tiny_run_arguments(
         faces, tmp_path, '--batch_size', 8, '--epoch_size', 1, '--max_nrof_epochs', 4, '--optimizer', 'MOM',
-        '--learning_rate', 1e30))
+        '--learning_rate', 1e30), capsys)
     _one_line_error(result, 'the loss became', 'last good checkpoint')
     run = the_run_folder(tmp_path)
     steps = sorted(int(p.name.split('.ckpt-')[1].split('.')[0]) for p in run.glob('model-*.ckpt-*.index'))
@@ -248,13 +251,11 @@ VGGFACE2_RECIPE = '''--logs_base_dir LOGS --models_base_dir MODELS --data_dir DA
 
 
 def test_every_original_flag_has_its_original_default():
-    from facenet_tf2.commands import train_softmax
     parsed = vars(train_softmax.parse_arguments([]))
     assert {key: parsed[key] for key in ORIGINAL_DEFAULTS} == ORIGINAL_DEFAULTS
 
 
 def test_the_original_readme_recipe_is_accepted_as_written(faces, tmp_path, monkeypatch):
-    from facenet_tf2.commands import train_softmax
     from facenet_tf2.training.config import SoftmaxConfig
     arguments = VGGFACE2_RECIPE.replace('LOGS', str(tmp_path / 'logs')).replace('MODELS', str(tmp_path / 'models'))
     arguments = arguments.replace('DATA', str(faces)).replace('LFW', str(faces)).split()
@@ -267,16 +268,16 @@ def test_the_original_readme_recipe_is_accepted_as_written(faces, tmp_path, monk
     assert config.lfw_protocol().use_flipped_images and config.lfw_protocol().distance_metric == 1
 
 
-def test_a_checkpoint_prefix_is_a_pretrained_model(faces, tmp_path):
+def test_a_checkpoint_prefix_is_a_pretrained_model(faces, tmp_path, capsys):
     """The original took --pretrained_model as a checkpoint prefix (model-<subdir>.ckpt-<step>):
     a second run starts from the first run's weights."""
-    first = run_trainer('train_softmax.py', tiny_run_arguments(faces, tmp_path / 'a', '--batch_size', 8,
-                                                               '--epoch_size', 2, '--max_nrof_epochs', 1))
+    first = run_in_process(train_softmax, tiny_run_arguments(faces, tmp_path / 'a', '--batch_size', 8,
+                                                             '--epoch_size', 2, '--max_nrof_epochs', 1), capsys)
     assert first.returncode == 0, first.stderr[-2000:]
     prefix = tf.train.latest_checkpoint(str(the_run_folder(tmp_path / 'a')))
-    second = run_trainer('train_softmax.py', tiny_run_arguments(
+    second = run_in_process(train_softmax, tiny_run_arguments(
         faces, tmp_path / 'b', '--batch_size', 8, '--epoch_size', 1, '--max_nrof_epochs', 1, '--learning_rate',
-        1e-12, '--pretrained_model', prefix, '--log_histograms'))
+        1e-12, '--pretrained_model', prefix, '--log_histograms'), capsys)
     assert second.returncode == 0, second.stderr[-2000:]
     assert f'Restoring pretrained model: {prefix}' in second.stdout
     before, after = _final_weights(the_run_folder(tmp_path / 'a')), _final_weights(the_run_folder(tmp_path / 'b'))

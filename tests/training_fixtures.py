@@ -1,8 +1,8 @@
-"""Small real-face training sets and trainer runs for the training tests.
+"""Small training sets and trainer runs for the training tests.
 
-Faces come from the shared LFW images (the tests using them skip when it is absent), centre
-cropped and shrunk so that a run of models.dummy takes seconds; `run_trainer` runs a training
-script by path in a fresh process, as a user would, with the repository's src first on the path.
+The training sets are generated identities (conftest.identities), small enough that a run of
+models.dummy takes seconds; `run_trainer` runs a training script by path in a fresh process, as a
+user would, with the repository's src first on the path; `run_in_process` runs its command here.
 """
 import os
 import signal
@@ -11,25 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PIL import Image
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_SIZE = 24
-
-
-def write_face_folders(lfw_dir, folder, nrof_people=4, images_per_person=4, size=TINY_SIZE + 4, min_images=None):
-    """Copies the first people of LFW with enough images as `size`-pixel centre crops (PNG),
-    one folder per person; returns the folder."""
-    folder = Path(folder)
-    min_images = min_images or images_per_person
-    people = [p for p in sorted(os.listdir(lfw_dir)) if len(os.listdir(Path(lfw_dir) / p)) >= min_images][:nrof_people]
-    for person in people:
-        (folder / person).mkdir(parents=True, exist_ok=True)
-        for name in sorted(os.listdir(Path(lfw_dir) / person))[:images_per_person]:
-            face = Image.open(Path(lfw_dir) / person / name).crop((45, 45, 205, 205)).resize((size, size),
-                                                                                            Image.BILINEAR)
-            face.save(folder / person / (Path(name).stem + '.png'))
-    return folder
 
 
 def tiny_run_arguments(data_dir, base, *extra):
@@ -88,3 +71,20 @@ def free_localhost_ports(count):
     for s in sockets:
         s.close()
     return ports
+
+
+def run_in_process(command_module, arguments, capsys):
+    """Runs a trainer's command in this process as its console command would (one-line user
+    errors, exit status): a CompletedProcess-like result, as run_trainer's, without a new process."""
+    from facenet_tf2.cli import run_script  # pylint: disable=import-outside-toplevel
+    capsys.readouterr()
+    prog = command_module.__name__.rsplit('.', 1)[-1] + '.py'
+    try:
+        run_script(command_module.main, command_module.parse_arguments, argv=[str(a) for a in arguments], prog=prog)
+        returncode = 0
+    except SystemExit as stop:
+        returncode = 1 if isinstance(stop.code, str) else (stop.code or 0)
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(arguments, returncode, captured.out, captured.err)

@@ -48,6 +48,7 @@ import os
 
 import cv2
 import joblib
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -59,7 +60,7 @@ _MAX_PNET_PIXELS = 1 << 23
 _NMS_PAIRWISE_MAX = 1000
 
 
-class _PReLU(tf.keras.layers.Layer):
+class _PReLU(keras.layers.Layer):
     """The original prelu: relu(x) + alpha * -relu(-x), one alpha per channel (last axis)."""
 
     def build(self, input_shape):
@@ -69,7 +70,7 @@ class _PReLU(tf.keras.layers.Layer):
         return tf.nn.relu(inputs) + tf.multiply(self.alpha, -tf.nn.relu(-inputs))
 
 
-class _Softmax(tf.keras.layers.Layer):
+class _Softmax(keras.layers.Layer):
     """The original's softmax formula (max-shifted exp over the sum), kept for bit-equal scores."""
 
     def __init__(self, axis, **kwargs):
@@ -85,18 +86,18 @@ def _conv_stack(x, layers, prelu_prefix):
     """conv{k} -> {prelu_prefix}{k} [-> pool{k}] for each (filters, kernel size, pool) in `layers`, k from 1;
     pool is (size, strides, padding) or None."""
     for k, (filters, size, pool) in enumerate(layers, 1):
-        x = tf.keras.layers.Conv2D(filters, size, padding='valid', name=f'conv{k}')(x)
+        x = keras.layers.Conv2D(filters, size, padding='valid', name=f'conv{k}')(x)
         x = _PReLU(name=f'{prelu_prefix}{k}')(x)
         if pool:
-            x = tf.keras.layers.MaxPooling2D(pool[0], pool[1], padding=pool[2], name=f'pool{k}')(x)
+            x = keras.layers.MaxPooling2D(pool[0], pool[1], padding=pool[2], name=f'pool{k}')(x)
     return x
 
 
 def _dense_prelu(x, units, k):
     """Flatten, then the dense layer conv{k} and prelu{k}. Flattening the transposed feature map in C
     order is the layout the original dense weights expect."""
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(units, name=f'conv{k}')(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(units, name=f'conv{k}')(x)
     return _PReLU(name=f'prelu{k}')(x)
 
 
@@ -106,34 +107,34 @@ def create_pnet():
     Input: transposed images [N, W, H, 3]. Outputs: box regression `conv4-2` [N, W', H', 4] and face
     probability `prob1` [N, W', H', 2], one cell per 12x12 window at stride 2.
     """
-    data = tf.keras.Input((None, None, 3), name='data')
+    data = keras.Input((None, None, 3), name='data')
     x = _conv_stack(data, [(10, 3, (2, 2, 'same')), (16, 3, None), (32, 3, None)], 'PReLU')
-    prob = _Softmax(3, name='prob1')(tf.keras.layers.Conv2D(2, 1, name='conv4-1')(x))
-    reg = tf.keras.layers.Conv2D(4, 1, name='conv4-2')(x)
-    return tf.keras.Model(data, [reg, prob], name='pnet')
+    prob = _Softmax(3, name='prob1')(keras.layers.Conv2D(2, 1, name='conv4-1')(x))
+    reg = keras.layers.Conv2D(4, 1, name='conv4-2')(x)
+    return keras.Model(data, [reg, prob], name='pnet')
 
 
 def create_rnet():
     """R-Net (refinement network) on transposed 24x24 crops: outputs `conv5-2` [N, 4], `prob1` [N, 2]."""
-    data = tf.keras.Input((24, 24, 3), name='data')
+    data = keras.Input((24, 24, 3), name='data')
     x = _conv_stack(data, [(28, 3, (3, 2, 'same')), (48, 3, (3, 2, 'valid')), (64, 2, None)], 'prelu')
     x = _dense_prelu(x, 128, 4)
-    prob = _Softmax(1, name='prob1')(tf.keras.layers.Dense(2, name='conv5-1')(x))
-    reg = tf.keras.layers.Dense(4, name='conv5-2')(x)
-    return tf.keras.Model(data, [reg, prob], name='rnet')
+    prob = _Softmax(1, name='prob1')(keras.layers.Dense(2, name='conv5-1')(x))
+    reg = keras.layers.Dense(4, name='conv5-2')(x)
+    return keras.Model(data, [reg, prob], name='rnet')
 
 
 def create_onet():
     """O-Net (output network) on transposed 48x48 crops: outputs `conv6-2` [N, 4] box regression,
     `conv6-3` [N, 10] landmarks, `prob1` [N, 2]."""
-    data = tf.keras.Input((48, 48, 3), name='data')
+    data = keras.Input((48, 48, 3), name='data')
     x = _conv_stack(data, [(32, 3, (3, 2, 'same')), (64, 3, (3, 2, 'valid')), (64, 3, (2, 2, 'same')),
                            (128, 2, None)], 'prelu')
     x = _dense_prelu(x, 256, 5)
-    prob = _Softmax(1, name='prob1')(tf.keras.layers.Dense(2, name='conv6-1')(x))
-    reg = tf.keras.layers.Dense(4, name='conv6-2')(x)
-    landmarks = tf.keras.layers.Dense(10, name='conv6-3')(x)
-    return tf.keras.Model(data, [reg, landmarks, prob], name='onet')
+    prob = _Softmax(1, name='prob1')(keras.layers.Dense(2, name='conv6-1')(x))
+    reg = keras.layers.Dense(4, name='conv6-2')(x)
+    landmarks = keras.layers.Dense(10, name='conv6-3')(x)
+    return keras.Model(data, [reg, landmarks, prob], name='onet')
 
 
 # The order of the arrays in the mtcnn package's weight lists, as (original layer, parameter).

@@ -28,8 +28,6 @@ ROC_THRESHOLDS = np.arange(0, 4, 0.01)
 VAL_THRESHOLDS = np.arange(0, 4, 0.001)
 FAR_TARGET = 1e-3
 
-DISTANCE_METRICS = {0: 'squared Euclidean', 1: 'angular (arccos of cosine similarity / pi)'}
-
 
 def distance(embeddings1, embeddings2, distance_metric=0):
     """Row-wise distance: 0 = squared Euclidean, 1 = arccos(cosine similarity) / pi in [0, 1]."""
