@@ -1,4 +1,4 @@
-"""align_dataset_mtcnn.py and align.aligner: fidelity to the original's outputs on a sample of LFW, the
+"""align_dataset_mtcnn.py and facenet_tf2.detection.aligner: fidelity to the original's outputs on a sample of LFW, the
 CLI's outputs, bad files, resuming after a kill, worker processes, multiple faces."""
 import hashlib
 import importlib.util

@@ -2,7 +2,7 @@
 
 compare.py, export_embeddings.py, face.py, cluster.py, predict.py, identify.py and the other
 contributed tools all go from photos (or aligned thumbnails) to embeddings through here, with the
-original align script's detector settings and crop (align.aligner).
+original align script's detector settings and crop (detection.aligner).
 """
 import logging
 import os

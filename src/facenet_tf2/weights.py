@@ -82,7 +82,7 @@ def checkpoint_weights(checkpoint_prefix):
 
 
 def list_variables(filename):
-    """The original facenet.list_variables: sorted variable names of a checkpoint."""
+    """Sorted variable names of a checkpoint (the original facenet.list_variables)."""
     return sorted(tf.train.load_checkpoint(filename).get_variable_to_shape_map())
 
 
@@ -191,7 +191,7 @@ def model_scope(model):
 
 
 def get_model_filenames(model_dir):
-    """The original facenet.get_model_filenames: (meta_file, ckpt_file) of a model folder.
+    """(meta_file, ckpt_file) of a model folder (the original facenet.get_model_filenames).
 
     The `checkpoint` state file wins; otherwise the `model-*.ckpt-<step>` with the largest step.
     The original crashed with an UnboundLocalError when no checkpoint matched; this says so.

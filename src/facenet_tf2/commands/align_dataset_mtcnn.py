@@ -1,6 +1,6 @@
 """Performs face alignment and stores face thumbnails in the output directory.
 
-The original's script, same arguments and outputs; see align.aligner for what it does and what
+The original's script, same arguments and outputs; see facenet_tf2.detection.aligner for what it does and what
 was added. The input has one folder of images per person (IN/Name/Name_0001.jpg).
 
     python src/align/align_dataset_mtcnn.py ~/datasets/lfw/raw ~/datasets/lfw/lfw_mtcnnpy_160 \

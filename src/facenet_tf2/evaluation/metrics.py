@@ -268,8 +268,10 @@ class VerificationResult:
 
 def evaluate_verification(embeddings1, embeddings2, actual_issame, nrof_folds=10, distance_metric=0,
                           subtract_mean=False, far_target=FAR_TARGET):
-    """The original lfw.evaluate's metrics on pairs (embeddings1[k], embeddings2[k]), with AUC,
-    EER and the per-fold detail."""
+    """A VerificationResult for the pairs (embeddings1[k], embeddings2[k]) labelled actual_issame:
+    k-fold accuracy and threshold, validation rate at far_target, AUC, EER and the per-fold detail.
+
+    Fidelity: the folds, thresholds and figures are the original lfw.evaluate's."""
     roc = roc_folds(ROC_THRESHOLDS, embeddings1, embeddings2, actual_issame, nrof_folds, distance_metric,
                     subtract_mean)
     val = val_folds(VAL_THRESHOLDS, embeddings1, embeddings2, actual_issame, far_target, nrof_folds, distance_metric,

@@ -115,7 +115,7 @@ def inception_resnet_v1(image_size=160, dropout_keep_prob=0.8, bottleneck_layer_
 
 
 def inference(images, keep_probability, phase_train=True, bottleneck_layer_size=128, weight_decay=0.0, reuse=None):
-    """The original entry point: builds the network on `images` and returns (prelogits, end_points).
+    """(prelogits, end_points) of the network built on `images`: the original's entry point.
 
     `images` is a keras.Input (symbolic: wrap the result in keras.Model to train it) or a float
     batch [N, H, W, 3]. `phase_train` is Keras' `training` flag (a Python bool). TF2 has no

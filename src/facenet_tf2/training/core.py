@@ -8,7 +8,7 @@ in its order:
 
 1. the EMA moves towards the weights as they are before the step (ema.py);
 2. forward pass in training mode (BatchNorm on batch statistics, its moving averages updated
-   with the unbiased variance: slim_layers.SlimBatchNormalization);
+   with the unbiased variance: nets.layers.SlimBatchNormalization);
 3. the script's loss: per-replica terms scaled by the global batch size, so the replicas' sum is
    the single-device value; weight decay (slim's wd * sum(w**2) / 2) added once;
 4. the script's own updates (the centre-loss scatter update) and then the optimizer's update of

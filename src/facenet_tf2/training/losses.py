@@ -11,7 +11,7 @@ Classifier heads, chosen by `--loss`:
   arXiv:1801.07698), with insightface's handling past theta + m = pi;
 - cosface: s * (cos(theta) - m) on the target class (CosFace, arXiv:1801.09414).
 All three hold their class weights as `Logits/kernel` ([D, nrof_classes]), which
-slim_layers.original_name maps to the original `Logits/weights`. They compute in float32 by
+nets.layers.original_name maps to the original `Logits/weights`. They compute in float32 by
 default also under a mixed-precision policy (the layer before a softmax should).
 """
 import math
@@ -42,7 +42,8 @@ def _flat_labels(labels):
 
 
 def softmax_cross_entropy(labels, logits, global_batch_size=None):
-    """The original's cross_entropy_mean: mean sparse softmax cross-entropy over the batch."""
+    """Mean sparse softmax cross-entropy over the batch (the original's cross_entropy_mean);
+    divided by global_batch_size instead when given (a replica's share of the global mean)."""
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=_flat_labels(labels),
                                                                  logits=tf.cast(logits, tf.float32))
     return _batch_mean(per_example, global_batch_size)
@@ -61,9 +62,10 @@ def prelogits_norm(prelogits, p, global_batch_size=None):
 
 
 def center_loss(features, labels, centers, alfa, global_batch_size=None):
-    """The original facenet.center_loss on an existing `centers` ([nrof_classes, D]).
+    """(loss, delta) of the centre loss of `features` against `centers` ([nrof_classes, D]), as the
+    original facenet.center_loss computed it.
 
-    Returns (loss, delta). loss is the mean of (features - centers[labels])**2 over the batch
+    loss is the mean of (features - centers[labels])**2 over the batch
     and the feature dimensions, with the centres as they are before this step's update; the
     gradient reaches `centers` through the gather, as in the original, where the optimizer
     also stepped them. delta is the original's scatter_sub update, (1 - alfa) *

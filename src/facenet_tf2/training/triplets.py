@@ -183,8 +183,8 @@ def _random_below(rng, highs):
 
 
 def select_triplet_indices(embeddings, nrof_images_per_class, people_per_batch, alpha, rng=np.random):
-    """The original's selection on sample indices: (triplets [T, 3] int64 rows (anchor, positive,
-    negative) in the original's shuffled order, number of anchor-positive pairs)."""
+    """(triplets [T, 3] int64 rows of sample indices (anchor, positive, negative), number of
+    anchor-positive pairs): select_triplets on indices, in the original's shuffled order."""
     chosen, nrof_pairs = [np.zeros((0, 3), np.int64)], 0
     for pairs, _, is_candidate in _class_candidates(embeddings, nrof_images_per_class, people_per_batch, alpha):
         nrof_pairs += len(pairs)
@@ -201,11 +201,10 @@ def select_triplet_indices(embeddings, nrof_images_per_class, people_per_batch, 
 
 
 def select_triplets(embeddings, nrof_images_per_class, image_paths, people_per_batch, alpha, rng=np.random):
-    """The original select_triplets: (list of (anchor, positive, negative) path tuples, shuffled;
-    the number of anchor-positive pairs, which the original returned as its second value;
-    the number of triplets).
+    """(list of (anchor, positive, negative) path tuples, shuffled; the number of anchor-positive
+    pairs; the number of triplets) for a sample of people_per_batch classes.
 
-    For each pair of the first people_per_batch classes, one negative is drawn uniformly among
+    Fidelity: the original select_triplets, whose second value was also the pair count. For each pair of the first people_per_batch classes, one negative is drawn uniformly among
     all sample images of other classes with d_an^2 - d_ap^2 < alpha; a pair without any forms no
     triplet. Given a generator in the same state, the draws and the result are the original's.
     """
@@ -222,7 +221,7 @@ def triplet_basic_loss(anchor, positive, negative, alpha):
 
 
 def triplet_loss(anchor, positive, negative, alpha):
-    """The original facenet.triplet_loss: mean over triplets of max(|a-p|^2 - |a-n|^2 + alpha, 0)."""
+    """Mean over triplets of max(|a-p|^2 - |a-n|^2 + alpha, 0) (the original facenet.triplet_loss)."""
     return tf.reduce_mean(tf.maximum(triplet_basic_loss(anchor, positive, negative, alpha), 0.0), 0)
 
 
