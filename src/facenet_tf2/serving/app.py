@@ -125,7 +125,7 @@ async def parse_fields(request, settings, files, texts=(), multiple=()):
     body = await read_body(request, settings.max_upload_bytes)
     content_type = request.headers.get('content-type', '').split(';')[0].strip().lower()
     images, values = {}, {}
-    if content_type == 'multipart/form-data':
+    if content_type in ('multipart/form-data', 'application/x-www-form-urlencoded'):
         sent = False
 
         async def replay():
