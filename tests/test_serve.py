@@ -32,7 +32,7 @@ from facenet_tf2.faces import embed_crops, find_faces  # noqa: E402
 from facenet_tf2.gallery import Gallery  # noqa: E402
 from facenet_tf2.images import decode_image, read_image  # noqa: E402
 from facenet_tf2.serving import FaceService, GalleryStore, Settings, create_app  # noqa: E402
-from serve_fixtures import LiveServer  # noqa: E402
+from facenet_tf2.serving.live import LiveServer  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 SAMPLES = REPO_ROOT / 'data' / 'images'
@@ -460,3 +460,25 @@ def test_the_page_compares_enrols_and_searches_in_chromium(browser, live, lfw_di
     browser.find_element(By.ID, 'search-button').click()
     wait.until(lambda b: b.find_element(By.ID, 'error').is_displayed())
     assert 'not a readable image' in browser.find_element(By.ID, 'error').text
+
+
+def test_batcher_batches_isolates_a_failing_item_and_drains_on_stop():
+    from facenet_tf2.serving.batcher import BatcherStopped, DynamicBatcher  # pylint: disable=import-outside-toplevel
+    calls = []
+
+    def square(items):
+        calls.append(len(items))
+        if 'bad' in items:
+            raise ValueError('bad item')
+        time.sleep(0.05)
+        return [item * item for item in items]
+    batcher = DynamicBatcher(square, max_batch=4, window=0.05)
+    futures = [batcher.submit(i) for i in range(10)] + [batcher.submit('bad')] + [batcher.submit(3)]
+    batcher.stop()  # returns once everything submitted is done
+    assert [future.result(0) for future in futures[:10]] == [i * i for i in range(10)]
+    with pytest.raises(ValueError, match='bad item'):
+        futures[10].result(0)
+    assert futures[11].result(0) == 9  # batched with the bad item, run again alone
+    assert max(calls) == 4 and sum(size for size in calls if size > 1) >= 10
+    with pytest.raises(BatcherStopped):
+        batcher.submit(1)

@@ -4,8 +4,8 @@ A `DynamicBatcher` owns one worker thread that runs `process(items) -> results` 
 item, in order). `submit(item)` queues an item and returns a concurrent.futures.Future; the worker
 takes the first waiting item, gathers more for at most `window` seconds or until `max_batch`
 items, and runs them in one call. All model work happens on that one thread, so TensorFlow sees
-one caller and the model is loaded once per process. A failing batch fails each of its futures
-with the exception; the worker goes on with the next batch.
+one caller and the model is loaded once per process. When a batch fails, its items run again one
+by one, so an item that breaks `process` fails its own future only; the worker goes on.
 """
 import concurrent.futures
 import queue
@@ -71,9 +71,12 @@ class DynamicBatcher:
             results = self.process(items)
             if len(results) != len(items):
                 raise RuntimeError(f'batch function gave {len(results)} results for {len(items)} items')
-        except BaseException as e:  # pylint: disable=broad-except  # it belongs to the callers
-            for _, future in batch:
-                future.set_exception(e)
+        except Exception as e:  # pylint: disable=broad-except  # it belongs to the callers
+            if len(batch) > 1:  # one bad item must not fail the others: each alone, so only it fails
+                for entry in batch:
+                    self._run_batch([entry])
+                return
+            batch[0][1].set_exception(e)
             return
         finally:
             if self.on_batch is not None:

@@ -1,5 +1,5 @@
-"""A live facenet-serve for the tests and benchmarks: uvicorn in a thread of this process on 127.0.0.1,
-so the app can share a model that is already loaded."""
+"""An app served by uvicorn in a background thread of this process, on 127.0.0.1: for tests,
+benchmarks and notebooks, where the app shares a model that is already loaded."""
 import socket
 import threading
 import time
