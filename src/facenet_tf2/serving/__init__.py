@@ -5,8 +5,15 @@
     app = create_app(service, GalleryStore('people.npz', service.identity()), Settings(open_enrollment=True))
 
 See app (the endpoints and access rules), batcher (dynamic batching) and service (model and gallery).
+The names load on first use: the command checks its flags (app.Settings) before TensorFlow is imported.
 """
-from facenet_tf2.serving.app import Settings, create_app
-from facenet_tf2.serving.service import FaceService, GalleryStore
+import importlib
 
-__all__ = ['FaceService', 'GalleryStore', 'Settings', 'create_app']
+_EXPORTS = {'Settings': 'app', 'create_app': 'app', 'FaceService': 'service', 'GalleryStore': 'service'}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)

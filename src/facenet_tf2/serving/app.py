@@ -36,7 +36,6 @@ from facenet_tf2.errors import ImageReadError, UserError
 from facenet_tf2.images import decode_image
 from facenet_tf2.serving.batcher import BatcherStopped, DynamicBatcher
 from facenet_tf2.serving.metrics import Metrics
-from facenet_tf2.serving.service import check_name
 
 ACCESS_LOG = logging.getLogger('facenet_tf2.serving.access')
 LOG = logging.getLogger('facenet_tf2.serving')
@@ -97,6 +96,16 @@ def _access_problem(request, settings):
     if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
         return 403, f'wrong API key in {API_KEY_HEADER}'
     return None
+
+
+def check_name(name):
+    """A person's name as sent: 1 to 200 printable characters, without slashes (it goes in URLs)."""
+    name = (name or '').strip()
+    if not name:
+        raise UserError("empty name; send the person's name in the field 'name'")
+    if len(name) > 200 or '/' in name or not name.isprintable():
+        raise UserError('invalid name: at most 200 printable characters, no "/"')
+    return name
 
 
 # --- request bodies ---------------------------------------------------------------------------------------

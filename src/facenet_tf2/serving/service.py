@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from facenet_tf2.errors import PathError, UserError
+from facenet_tf2.errors import PathError
 from facenet_tf2.faces import create_detector, detect_faces, embed_crops
 from facenet_tf2.gallery import Gallery, ModelIdentity
 
@@ -158,12 +158,3 @@ class GalleryStore:
             if self._file_stamp() != self._stamp:
                 self._save(self.gallery)
 
-
-def check_name(name):
-    """A person's name as sent: 1 to 200 printable characters, without slashes (it goes in URLs)."""
-    name = (name or '').strip()
-    if not name:
-        raise UserError("empty name; send the person's name in the field 'name'")
-    if len(name) > 200 or '/' in name or not name.isprintable():
-        raise UserError('invalid name: at most 200 printable characters, no "/"')
-    return name
