@@ -156,6 +156,12 @@ def test_enroll_identify_delete_persisted_in_identify_py_format(make_client, lfw
     again = client.post('/enroll', data={'name': 'Colin_Powell'}, files=upload('image', lfw(lfw_dir, 'Colin_Powell', 1)))
     assert again.json()['added'] == 0
     assert client.get('/people').json() == {'people': {name: 2 for name in people}}
+    # Base64 in JSON, a list of photos; the same photo as before under the same name adds nothing.
+    as_json = client.post('/enroll', json={'name': 'Tony_Blair', 'image': [base64.b64encode(lfw(lfw_dir, 'Tony_Blair', i)).decode()
+                                                                          for i in (1, 4)]}).json()
+    assert as_json['added'] == 1 and as_json['images'] == 2
+    assert client.delete('/people/Tony_Blair').json()['removed'] == 3
+    client.post('/enroll', data={'name': 'Tony_Blair'}, files=[('image', (f'{i}.jpg', lfw(lfw_dir, 'Tony_Blair', i))) for i in (1, 2)])
     for name in people:
         (face,) = client.post('/identify', files=upload('image', lfw(lfw_dir, name, 3))).json()['faces']
         assert face['identity'] == name and face['matches'][0]['name'] == name
