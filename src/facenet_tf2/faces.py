@@ -6,6 +6,7 @@ original align script's detector settings and crop (detection.aligner).
 """
 import logging
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,20 +28,43 @@ def create_detector(gpu_memory_fraction=1.0):
     return detect_face.create_mtcnn(None, None)
 
 
+@dataclass
+class Face:
+    """One face MTCNN found: the aligned uint8 crop [S, S, 3], the crop box [4] (x1, y1, x2, y2 in
+    pixels of the photo, margin included), MTCNN's own box [4] and detection probability, and its
+    five landmarks [5, 2] (x, y: left eye, right eye, nose, left and right mouth corner)."""
+    crop: np.ndarray
+    crop_box: np.ndarray
+    box: np.ndarray
+    probability: float
+    landmarks: np.ndarray
+
+
+def detect_faces(images, networks, margin, image_size, min_probability=0.0):
+    """Every face MTCNN finds in each RGB uint8 image, in one detector pass over all of them (same-size
+    images share P-Net calls): per image a list of Face, in MTCNN's order. Faces scoring below
+    min_probability are left out, and so is a box that clips to nothing (it has no crop)."""
+    detections = detect_face.detect_faces(list(images), MINSIZE, *networks, THRESHOLD, FACTOR)
+    found = []
+    for img, (bounding_boxes, points) in zip(images, detections):
+        faces = []
+        for row, landmarks in zip(bounding_boxes, np.asarray(points).reshape(10, -1).T):
+            if row[4] < min_probability:
+                continue
+            # One box at a time, so each crop keeps its probability and landmarks.
+            faces += [Face(crop, box, row[:4].astype(np.float32), float(row[4]),
+                           np.stack([landmarks[:5], landmarks[5:]], axis=1).astype(np.float32))
+                      for crop, box in align_faces(img, row[np.newaxis], margin, image_size, detect_multiple_faces=True)]
+        found.append(faces)
+    return found
+
+
 def find_faces(images, networks, margin, image_size, min_probability=0.0):
     """Every face MTCNN finds in each RGB uint8 image, cropped with `margin` and resized to
     image_size: per image a list of (crop uint8 [S, S, 3], crop box [4], detection probability),
     in MTCNN's order. Faces scoring below min_probability are left out."""
-    detections = detect_face.detect_faces(list(images), MINSIZE, *networks, THRESHOLD, FACTOR)
-    found = []
-    for img, (bounding_boxes, _) in zip(images, detections):
-        faces = []
-        for row in bounding_boxes[bounding_boxes[:, 4] >= min_probability]:
-            # One box at a time, so each crop keeps its probability (a box clipping to nothing has no crop).
-            faces += [(crop, box, float(row[4])) for crop, box in
-                      align_faces(img, row[np.newaxis], margin, image_size, detect_multiple_faces=True)]
-        found.append(faces)
-    return found
+    return [[(face.crop, face.crop_box, face.probability) for face in faces]
+            for faces in detect_faces(images, networks, margin, image_size, min_probability)]
 
 
 def standardize(crops, standardization='prewhiten'):

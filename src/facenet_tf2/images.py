@@ -3,6 +3,7 @@
 Every part of the project reads images through `read_image`, so alignment, evaluation and training
 see the same pixels: Pillow's decoder (what SciPy's old `misc.imread` and imageio used), RGB uint8 HxWx3.
 """
+import io
 import os
 
 import numpy as np
@@ -39,6 +40,31 @@ def read_image(path):
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise ImageReadError(path, 'empty file (0 bytes)') from None
         raise ImageReadError(path, f'not a readable image ({e})') from None
+
+
+def decode_image(data, name, max_pixels=None):
+    """Decodes the bytes of an image file (an upload) to RGB uint8 [H, W, 3], as read_image does.
+
+    max_pixels: refuse an image of more pixels from its header, before any pixel is decoded (a
+    decompression bomb: a small file of a huge image). Raises ImageReadError naming `name` for
+    empty, truncated, oversized or non-image data.
+    """
+    if not data:
+        raise ImageReadError(name, 'empty file (0 bytes)')
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageReadError(name, f'image too large: {width}x{height} pixels, at most {max_pixels:,} '
+                                           'are decoded; send a smaller image')
+            img.load()
+            return _to_rgb_uint8(img)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(name, f'image too large ({e})') from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(name, f'not a readable image ({e})') from None
 
 
 def _to_rgb_uint8(img):
