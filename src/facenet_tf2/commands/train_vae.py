@@ -14,6 +14,8 @@ import os
 import sys
 from datetime import datetime
 
+import keras
+
 from facenet_tf2.cli import check_input_dir, run_script
 from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels
 from facenet_tf2.errors import TrainingInputError
@@ -28,6 +30,7 @@ _NOT_PART_OF_THE_RUN = {'no_resume'}
 
 def main(args):
     data_dir = check_input_dir(args.data_dir, 'dataset folder')
+    keras.utils.set_random_seed(args.seed)  # the original's tf.set_random_seed: the same initial weights
     vae = vae_class(args.vae_def)(args.latent_var_size)
     image_list, _ = get_image_paths_and_labels(get_dataset(data_dir))
     training.check_image_sizes(image_list, args.input_image_size)

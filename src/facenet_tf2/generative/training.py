@@ -102,7 +102,9 @@ class VaeTrainer:
         self.mean, self.stddev = np.asarray(mean, np.float32), np.asarray(stddev, np.float32)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
         self.generator = tf.random.Generator.from_seed(args.seed)
-        self.optimizer = create_optimizer('ADAM', learning_rate=args.initial_learning_rate)
+        # tf.train.AdamOptimizer's defaults, as train_vae.py used it (facenet.train's ADAM had epsilon 0.1)
+        self.optimizer = create_optimizer('ADAM', learning_rate=args.initial_learning_rate, beta1=0.9, beta2=0.999,
+                                          epsilon=1e-8)
         self.optimizer.build(self.vae.trainable_variables)
         self.train_step = tf.function(self._train_step, reduce_retracing=True)
 
