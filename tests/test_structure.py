@@ -1,5 +1,5 @@
 """The layout contract: the library `facenet_tf2` stands on its own (it imports none of the
-script-level names: the original's facades `facenet`, `lfw`, `align`, `models` and the scripts in
+script-level names: the original's facades `facenet`, `lfw`, `align`, `models`, `generative` and the scripts in
 src/), its modules import each other without cycles, and a wheel built from the repository installs
 exactly the intended top-level names and commands."""
 import ast
@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO_ROOT, SRC
 
 LIBRARY = SRC / 'facenet_tf2'
-INSTALLED_TOP_LEVEL = {'facenet_tf2', 'facenet', 'lfw', 'align', 'models'}
+INSTALLED_TOP_LEVEL = {'facenet_tf2', 'facenet', 'lfw', 'align', 'models', 'generative'}
 
 
 def script_level_names():
@@ -67,7 +67,7 @@ def library_import_graph():
 
 def test_the_library_imports_nothing_from_the_script_level():
     forbidden = script_level_names()
-    assert {'facenet', 'lfw', 'align', 'models', 'compare', 'train_softmax'} <= forbidden
+    assert {'facenet', 'lfw', 'align', 'models', 'generative', 'compare', 'train_softmax'} <= forbidden
     offenders = []
     for path in sorted(LIBRARY.rglob('*.py')):
         for name in imports_of(path):
@@ -148,6 +148,7 @@ def test_the_wheel_holds_exactly_the_intended_top_level_names(wheel):
     top_level = {name.split('/')[0].removesuffix('.py') for name in names if '.dist-info/' not in name}
     assert top_level == INSTALLED_TOP_LEVEL
     assert 'facenet_tf2/commands/train_softmax.py' in names and 'facenet_tf2/nets/inception_resnet_v1.py' in names
+    assert 'facenet_tf2/serving/static/index.html' in names and 'generative/models/dfc_vae.py' in names
 
 
 def test_a_fresh_install_of_the_wheel_imports_and_runs_its_commands(wheel, tmp_path):
@@ -169,6 +170,7 @@ def test_a_fresh_install_of_the_wheel_imports_and_runs_its_commands(wheel, tmp_p
     assert {'facenet-align', 'facenet-train-softmax', 'facenet-train-tripletloss', 'facenet-compare'} <= set(commands)
     env = {key: value for key, value in os.environ.items() if key != 'PYTHONPATH'}
     code = ('import importlib.metadata as m, facenet, lfw, align.detect_face, models.inception_resnet_v1\n'
+            'import generative.models.dfc_vae\n'
             'import facenet_tf2, sys\n'
             'assert facenet.__file__.startswith(sys.argv[1]), facenet.__file__\n'
             'for ep in m.entry_points(group="console_scripts"):\n'

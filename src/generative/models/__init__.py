@@ -1,0 +1,1 @@
+"""The original's `generative.models`: `--vae_def generative.models.dfc_vae` and the like."""

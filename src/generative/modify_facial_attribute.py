@@ -1,0 +1,11 @@
+"""modify_facial_attribute.py: the name of modify_attribute.py before the original moved it into src/generative/."""
+import os
+import sys
+
+# src/ on the path, as the original's PYTHONPATH had it, so `--vae_def generative.models.dfc_vae` imports
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from facenet_tf2.commands.modify_attribute import cli  # noqa: E402
+
+if __name__ == '__main__':
+    cli()
