@@ -76,6 +76,18 @@ def test_the_library_imports_nothing_from_the_script_level():
     assert not offenders, '\n'.join(offenders)
 
 
+def test_every_library_import_names_a_module_that_exists():
+    missing = []
+    for path in sorted(LIBRARY.rglob('*.py')):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) else []
+            missing += [f'{path.relative_to(SRC)} imports {name}' for name in names
+                        if name.startswith('facenet_tf2') and _library_file(name) is None]
+    assert not missing, '\n'.join(missing)
+
+
 def find_cycle(graph):
     """One import cycle of `graph` as a list of modules, or None."""
     state = {}

@@ -41,3 +41,12 @@ class NonFiniteLoss(UserError):
 
 class FaissMissing(UserError):
     """FAISS search was asked for but the `faiss` extra is not installed."""
+
+
+class ApiError(Exception):
+    """A request the service refuses: the HTTP `status` and a one-line `message` for its JSON body."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = ' '.join(str(message).split())

@@ -15,7 +15,7 @@ arg_scope gave it one) and has no activation.
 import keras
 from keras import layers, ops
 
-from facenet_tf2.slim_layers import Conv2dBN, original_name
+from facenet_tf2.nets.layers import Conv2dBN, original_name
 
 ARCHITECTURES = ('dfc_vae', 'dfc_vae_large', 'dfc_vae_resnet')
 

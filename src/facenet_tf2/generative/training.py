@@ -34,7 +34,7 @@ from facenet_tf2.generative import losses
 from facenet_tf2.generative.checkpoints import vae_weights
 from facenet_tf2.images import put_images_on_grid
 from facenet_tf2.pipeline import decode_image_file
-from facenet_tf2.slim_layers import SlimBatchNormalization
+from facenet_tf2.nets.layers import SlimBatchNormalization
 from facenet_tf2.training.checkpoints import save_name_based_checkpoint
 from facenet_tf2.training.optimizers import create_optimizer
 

@@ -32,7 +32,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facenet_tf2 import __version__
-from facenet_tf2.errors import ImageReadError, UserError
+from facenet_tf2.errors import ApiError, ImageReadError, UserError
 from facenet_tf2.images import decode_image
 from facenet_tf2.serving.batcher import BatcherStopped, DynamicBatcher
 from facenet_tf2.serving.metrics import Metrics
@@ -57,13 +57,6 @@ class Settings:
     def __post_init__(self):
         if self.protect_reads and not self.api_key:
             raise UserError('--protect_reads needs an API key: give --api_key KEY or set FACENET_SERVE_API_KEY')
-
-
-class ApiError(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = ' '.join(str(message).split())
 
 
 def error_response(status, message):
