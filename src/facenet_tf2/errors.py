@@ -41,3 +41,7 @@ class NonFiniteLoss(UserError):
 
 class FaissMissing(UserError):
     """FAISS search was asked for but the `faiss` extra is not installed."""
+
+
+class ImageSizeError(UserError):
+    """Images of another size than the network takes."""

@@ -16,7 +16,6 @@ Called inside a TF1 graph context (`with tf.Graph().as_default(): with tf.compat
 load_model does what the original did instead: it imports the model as a frozen graph into the
 default graph, so `sess.run('embeddings:0', {'input:0': ..., 'phase_train:0': False})` works.
 """
-import concurrent.futures
 import glob
 import json
 import os
@@ -28,7 +27,8 @@ from facenet_tf2.inference import fold_batch_norm  # also registers the layers t
 from facenet_tf2.pretrained import names_text, resolve_model, standardization
 from facenet_tf2.weights import (build_keras_model, checkpoint_weights, frozen_graph_weights, get_model_filenames,
                                  is_inference_optimised, keras2_h5_weights, read_graph_def)
-from facenet_tf2.errors import ModelLoadError
+from facenet_tf2.errors import ImageSizeError, ModelLoadError
+from facenet_tf2.tf1_graphs import frozen_embedding_graph_def, in_fresh_eager_context, with_fixed_input_size
 
 INPUT_TENSOR = 'input:0'
 PHASE_TRAIN_TENSOR = 'phase_train:0'
@@ -59,7 +59,19 @@ class EmbeddingModel:
         self.standardization = None
 
     def __call__(self, images):
-        return self._function(tf.cast(images, tf.float32))
+        """Refuses images of another size than the network's (the original's graphs silently
+        returned several rows per image for them): ImageSizeError naming the expected size."""
+        images = tf.cast(images, tf.float32)
+        if self.image_size:
+            side = images.shape[1:3]
+            if side.is_fully_defined() and tuple(side) != (self.image_size, self.image_size):
+                raise ImageSizeError(f'{self.source} takes {self.image_size}x{self.image_size} images, not '
+                                     f'{side[0]}x{side[1]}; align or resize the faces to {self.image_size} pixels '
+                                     f'(align_dataset_mtcnn.py --image_size {self.image_size})')
+            if not side.is_fully_defined():  # traced with a free size: checked when it runs
+                tf.debugging.assert_equal(tf.shape(images)[1:3], [self.image_size, self.image_size], message=(
+                    f'{self.source} takes {self.image_size}x{self.image_size} images'))
+        return self._function(images)
 
     def __repr__(self):
         return (f'EmbeddingModel({self.source!r}, embedding_size={self.embedding_size}, '
@@ -307,26 +319,30 @@ def _embedding_size(function, graph_def):
 
 def import_into_default_graph(kind, path, input_map=None):
     """The original load_model: the model as a frozen graph (tensors `input`, `phase_train`,
-    `embeddings`) imported into the default graph under no name scope.
+    `embeddings`, and `label_batch` where the original graph had it) imported into the default
+    graph under no name scope, `input_map` applied as the original's import_graph_def did.
 
-    A frozen graph that takes any batch size is imported as it is (with `input_map`); any other
-    model is exported as one first (facenet_tf2.export), in a thread of its own because Keras
-    builds its network eagerly and the TF1 graph context belongs to this thread.
+    `input` takes the model's image size only (an original graph's becomes a sized Placeholder:
+    tf1_graphs.with_fixed_input_size). An inference-optimised graph (batch size fixed) and the
+    other formats are exported as a frozen graph first, in a fresh eager context because Keras
+    builds its networks eagerly only, whether or not the program disabled eager execution.
     """
     graph_def = read_graph_def(path) if kind == 'pb' else None
-    if graph_def is None or is_inference_optimised(graph_def):
-        if input_map:
-            raise ModelLoadError(path, f'input_map applies to frozen .pb graphs run as they are, not to a {kind} '
-                                       'model')
-        with concurrent.futures.ThreadPoolExecutor(1) as thread:
-            graph_def = thread.submit(_exported_graph_def, kind, path, graph_def).result()
+    if graph_def is not None and not is_inference_optimised(graph_def):
+        image_size = graph_image_size(graph_def)
+        graph_def = with_fixed_input_size(graph_def, image_size) if image_size else graph_def
+    else:
+        graph_def = in_fresh_eager_context(_exported_graph_def, kind, path, graph_def)
     tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name='')
 
 
 def _exported_graph_def(kind, path, graph_def):
     from facenet_tf2.export import frozen_graph_def  # pylint: disable=import-outside-toplevel  # export imports us
     if kind == 'saved_model':
-        raise ModelLoadError(path, 'a SavedModel holds a traced function, not a graph to import into a TF1 '
-                                   'session; give the .pb, checkpoint, .keras or .h5 it was made from')
+        model = load_saved_model(path)
+        if not model.image_size:
+            raise ModelLoadError(path, 'the SavedModel does not say its input size; export it with a fixed '
+                                       'image size to import it into a TF1 session')
+        return frozen_embedding_graph_def(model, model.image_size)
     network, image_size = _keras_network(kind, path, graph_def)
     return frozen_graph_def(network, image_size or 160)

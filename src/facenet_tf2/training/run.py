@@ -217,7 +217,7 @@ def save_checkpoint(trainer, folders, image_size):
     save_name_based_checkpoint(weights, folders.model_dir, folders.subdir, step)
     metagraph = os.path.join(folders.model_dir, f'model-{folders.subdir}.meta')
     if not os.path.exists(metagraph):
-        write_metagraph(weights, metagraph, image_size)
+        write_metagraph(weights, metagraph, image_size, trainer.network)
     print(f'Variables saved in {time.time() - start:.2f} seconds')
 
 

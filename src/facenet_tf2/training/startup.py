@@ -85,7 +85,8 @@ def start_training(args, script_path, modules, stat_shapes, lfw_batch_size=100):
                                                       bottleneck_layer_size=args.embedding_size,
                                                       weight_decay=args.weight_decay),
                           modules, optimizer=args.optimizer, moving_average_decay=args.moving_average_decay,
-                          sync_batch_norm=args.sync_batch_norm, loss_scale=args.precision == 'float16')
+                          sync_batch_norm=args.sync_batch_norm, loss_scale=args.precision == 'float16',
+                          seed=args.seed)
     finally:
         keras.mixed_precision.set_global_policy('float32')
     trainer.build(args.embedding_size)
