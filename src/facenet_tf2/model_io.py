@@ -12,9 +12,11 @@ A frozen graph runs as the graph it is (imported with tf.compat.v1.wrap_function
 an inference-optimised graph (batch size fixed in its reshapes) and the other formats are loaded
 into the Keras networks of `models/`.
 
-Called inside a TF1 graph context (`with tf.Graph().as_default(): with tf.compat.v1.Session()`),
-load_model does what the original did instead: it imports the model as a frozen graph into the
-default graph, so `sess.run('embeddings:0', {'input:0': ..., 'phase_train:0': False})` works.
+Called inside a TF1 graph context (`with tf.Graph().as_default(): with tf.compat.v1.Session()`,
+or after `tf.compat.v1.disable_eager_execution()`) or with a default TF1 session (an
+InteractiveSession), load_model does what the original did instead: it imports the model as a
+frozen graph into that graph, so `sess.run('embeddings:0', {'input:0': ..., 'phase_train:0':
+False})` works, whatever format the model is in (see import_into_default_graph).
 """
 import glob
 import json
@@ -287,10 +289,15 @@ def load_model(model, input_map=None, precision='float32'):
 def _load_model(model, input_map, precision):
     kind, path = find_model(model)
     print(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
-    if not tf.executing_eagerly() and not tf.inside_function():
+    session = tf.compat.v1.get_default_session()
+    if (not tf.executing_eagerly() and not tf.inside_function()) or session is not None:
         if precision != 'float32':
             raise ModelLoadError(path, f'precision={precision} works in TF2 code only, not in a TF1 session')
-        import_into_default_graph(kind, path, input_map)
+        # A default session without a graph context (an InteractiveSession, `with sess.as_default()`)
+        # runs the graph it was made on: the model goes there, as the original's did.
+        graph = tf.compat.v1.get_default_graph() if not tf.executing_eagerly() else session.graph
+        with graph.as_default():
+            import_into_default_graph(kind, path, input_map)
         return None
     graph_def = read_graph_def(path) if kind == 'pb' else None
     if graph_def is not None and precision == 'float32' and not is_inference_optimised(graph_def):

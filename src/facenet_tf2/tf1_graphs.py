@@ -103,7 +103,13 @@ def inference_metagraph(network, scope, weights, image_size):
     def embed(images):
         return tf.math.l2_normalize(copy(images, training=False), axis=1, epsilon=1e-10)
     concrete = embed.get_concrete_function()
-    by_handle = {id(variable.value.handle): original_name(scope, variable.path) for variable in copy.weights}
+    # The copy's variable paths need not be the network's (from_config builds in another name
+    # scope); its layer tree is the same, so the variables pair up in order.
+    by_handle = {}
+    for ours, theirs in zip(copy.weights, network.weights, strict=True):
+        if tuple(ours.shape) != tuple(theirs.shape):
+            raise ValueError(f'the float32 copy of {network.name} does not pair up with it at {theirs.path}')
+        by_handle[id(ours.value.handle)] = original_name(scope, theirs.path)
     function_def = concrete.graph.as_graph_def()
     input_tensor = concrete.graph.inputs[0].name
     captures = [(by_handle.get(id(external)), internal.name) for external, internal in concrete.graph.captures]

@@ -12,7 +12,7 @@ from facenet_tf2.training.core import Trainer, import_network, make_strategy
 from facenet_tf2.training.data import training_batches
 from facenet_tf2.errors import TrainingInputError
 from facenet_tf2.training.run import LfwEvaluation, RunFolders, TrainingRun, learning_rate_for
-from facenet_tf2.weights import checkpoint_weights, model_weights
+from facenet_tf2.weights import check_weights_fit, checkpoint_weights, model_weights
 
 PRECISION_POLICIES = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}
 
@@ -96,7 +96,9 @@ def start_training(args, script_path, modules, stat_shapes, lfw_batch_size=100):
     def load_pretrained():
         if args.pretrained_model:
             print(f'Restoring pretrained model: {args.pretrained_model}')
-            trainer.load_network_weights(pretrained_weights(args.pretrained_model), args.pretrained_model)
+            weights = pretrained_weights(args.pretrained_model)
+            check_weights_fit(weights, network, args.embedding_size, args.pretrained_model)
+            trainer.load_network_weights(weights, args.pretrained_model)
 
     first_epoch, position = run.start(load_pretrained)
     return TrainingSession(args, run, trainer, first_epoch, position)
