@@ -1,6 +1,7 @@
 """Exact resume with every random draw of the train step: dropout masks (seeded by seed, global
 step and layer) and the random rotate, crop and flip (seeded by seed and stream position)."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from training_fixtures import kill_at_line, run_trainer, start_trainer, the_run_folder, write_face_folders
@@ -21,6 +22,7 @@ def _final_weights(run_folder):
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
+@pytest.mark.slow
 def test_a_run_with_dropout_and_augmentation_resumes_to_the_uninterrupted_weights(lfw_dir, tmp_path):
     faces = write_face_folders(lfw_dir, tmp_path / 'faces', size=SIZE + 6)
     whole = run_trainer('train_softmax.py', _arguments(faces, tmp_path / 'whole', '--keep_probability', 0.8))

@@ -110,24 +110,48 @@ def inference_metagraph(network, scope, weights, image_size):
         if tuple(ours.shape) != tuple(theirs.shape):
             raise ValueError(f'the float32 copy of {network.name} does not pair up with it at {theirs.path}')
         by_handle[id(ours.value.handle)] = original_name(scope, theirs.path)
-    function_def = concrete.graph.as_graph_def()
+    captures = {internal.op.name: by_handle.get(id(external)) for external, internal in concrete.graph.captures}
+    function_def, read = _reads_as_inputs(concrete.graph.as_graph_def(), captures)
     input_tensor = concrete.graph.inputs[0].name
-    captures = [(by_handle.get(id(external)), internal.name) for external, internal in concrete.graph.captures]
     output_name = concrete.outputs[0].name
     with tf.Graph().as_default():
         images = tf.compat.v1.placeholder(tf.float32, [None, image_size, image_size, 3], name=INPUT_NAME)
         tf.compat.v1.placeholder_with_default(False, [], name=PHASE_TRAIN_NAME)
+        # Reference variables, as the original's Saver held: `sess.run('<variable name>:0')` reads a value.
         variables = {name: tf.compat.v1.get_variable(name, shape=np.shape(value),
                                                      dtype=tf.as_dtype(np.asarray(value).dtype),
-                                                     initializer=tf.compat.v1.zeros_initializer(), use_resource=True)
+                                                     initializer=tf.compat.v1.zeros_initializer(), use_resource=False)
                      for name, value in sorted(weights.items())}
         input_map = {input_tensor: images}
-        for name, internal in captures:
+        for placeholder, name in captures.items():
+            if placeholder not in read:  # captured but unused
+                continue
             if name not in variables:
                 raise ValueError(f'the network reads {name or "an unnamed variable"}, which the checkpoint lacks')
-            input_map[internal] = variables[name].handle
+            input_map[placeholder + ':0'] = variables[name].value()
         prelogits, = tf.compat.v1.import_graph_def(function_def, input_map=input_map, return_elements=[output_name],
                                                    name='inference')
         tf.identity(prelogits, name=EMBEDDINGS_NAME)
         saver = tf.compat.v1.train.Saver(list(variables.values()), max_to_keep=3)
         return saver.export_meta_graph()
+
+
+def _reads_as_inputs(graph_def, captures):
+    """graph_def with each captured variable's resource placeholder (name in `captures`) turned into
+    a value placeholder and its ReadVariableOp readers into Identity, so that the values can be
+    mapped in from reference variables; and the names of the placeholders read."""
+    dtypes = {}
+    for node in graph_def.node:
+        if node.op == 'ReadVariableOp' and node.input[0] in captures:
+            dtypes[node.input[0]] = node.attr['dtype'].type
+            node.op = 'Identity'
+            dtype = node.attr['dtype'].type
+            node.attr.clear()
+            node.attr['T'].type = dtype
+        elif any(name.split(':')[0].lstrip('^') in captures for name in node.input):
+            raise ValueError(f'{node.name} ({node.op}) uses a variable other than by reading it')
+    for node in graph_def.node:
+        if node.name in dtypes:
+            node.attr.clear()
+            node.attr['dtype'].type = dtypes[node.name]
+    return graph_def, set(dtypes)
