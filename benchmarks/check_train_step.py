@@ -31,6 +31,7 @@ import keras  # noqa: E402
 
 from facenet_tf2.model_io import load_keras_network  # noqa: E402
 from facenet_tf2.training.core import Trainer, import_network, batch_norm_layers  # noqa: E402
+from facenet_tf2.training.optimizers import initial_value, split_tf1_hparams  # noqa: E402
 from facenet_tf2.training.softmax import softmax_loss, softmax_modules  # noqa: E402
 from facenet_tf2.weights import model_weights  # noqa: E402
 
@@ -140,7 +141,10 @@ def build_trainer(reference, arrays, pretrained_model):
     nrof_classes = int(reference.get('nrof_classes') or arrays['init/Logits/weights'].shape[1])
     embedding_size = int(config.get('embedding_size', 128))
     network = import_network(config.get('model_def', 'models.inception_resnet_v1'))
-    hparams = {k: v for k, v in reference.get('optimizer_hparams', {}).items() if k != 'cls'}
+    try:
+        hparams, _ = split_tf1_hparams(config.get('optimizer', 'ADAGRAD'), reference.get('optimizer_hparams', {}))
+    except ValueError as e:
+        raise ReferenceError_(f'config.optimizer: {e}') from None
     trainer = Trainer(
         tf.distribute.get_strategy(),
         lambda: network.build_model(image_size=int(config.get('image_size', 160)),
@@ -236,6 +240,7 @@ def check(reference, arrays, pretrained_model, checker):
         for key, ours in (('step1/bottleneck_preBN_mean', mean), ('step1/bottleneck_preBN_var_unbiased', variance)):
             if key in arrays:
                 checker.array(key, ours, arrays[key])
+    check_optimizer_descriptions(reference, trainer, checker)
     loss_fn = softmax_loss(float(config.get('prelogits_norm_p', 1.0)),
                            float(config.get('prelogits_norm_loss_factor', 0.0)),
                            float(config.get('center_loss_factor', 0.0)))
@@ -295,6 +300,21 @@ def check(reference, arrays, pretrained_model, checker):
         compare_variables(checker, arrays, f'after_step{k}/', named, trainer)
     compare_variables(checker, arrays, 'final/', named, trainer)
     compare_variables(checker, arrays, 'final_ema/', named, trainer, averaged=True)
+
+
+def check_optimizer_descriptions(reference, trainer, checker):
+    """The reference's `optimizer_hparams` that are not constructor arguments: a slot's initial
+    value (`ms_init`, `accum_init`, `m_init`, `beta1_power_init`, ...) is compared with the port's
+    built optimizer before the first step; a key naming nothing the port has is reported, not checked."""
+    _, described = split_tf1_hparams(reference['config'].get('optimizer', 'ADAGRAD'),
+                                     reference.get('optimizer_hparams', {}))
+    variable = trainer.optimized_variables()[0]
+    for key, value in sorted(described.items()):
+        ours = initial_value(trainer.optimizer, variable, key) if key != 'cls' else None
+        if ours is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            print(f'     optimizer_hparams.{key}: not something this port has; not checked')
+            continue
+        checker.loss(f'optimizer_hparams.{key}', ours, np.full(np.shape(ours), float(value)))
 
 
 def compare_variables(checker, arrays, prefix, named, trainer, averaged=False):

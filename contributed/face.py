@@ -11,8 +11,10 @@ src/classifier.py (the original's by François Gervais, after David Sandberg and
 
 `Detection` finds and crops faces (Face.image: the aligned RGB uint8 crop), `Encoder` embeds a
 face, `Identifier` names an embedding with the classifier pickle, `Recognition` chains them.
-The model and classifier paths are arguments now; the module-level defaults are the original's
-paths beside the repository. The original's `debug` windows (cv2.imshow) are gone: the headless
+The model and classifier paths are arguments now; left out, the module-level settings
+(`face.facenet_model_checkpoint`, `face.classifier_model`, `face.gpu_memory_fraction`) are read
+when the object is built, as the original read them, so a program may set them after the import.
+`classifier_model=False` builds a Recognition without an Identifier. The original's `debug` windows (cv2.imshow) are gone: the headless
 OpenCV has no windows.
 """
 import os
@@ -30,6 +32,11 @@ facenet_model_checkpoint = os.path.dirname(__file__) + '/../model_checkpoints/20
 classifier_model = os.path.dirname(__file__) + '/../model_checkpoints/my_classifier_1.pkl'
 
 
+def _setting(value, name):
+    """value, or the module-level setting `name` as it is now (None: not given)."""
+    return globals()[name] if value is None else value
+
+
 class Face:
     def __init__(self):
         self.name = None
@@ -40,8 +47,9 @@ class Face:
 
 
 class Recognition:
-    def __init__(self, model=facenet_model_checkpoint, classifier_model=classifier_model,  # pylint: disable=redefined-outer-name
+    def __init__(self, model=None, classifier_model=None,  # pylint: disable=redefined-outer-name
                  standardization='prewhiten', face_crop_size=160, face_crop_margin=32):
+        classifier_model = _setting(classifier_model, 'classifier_model')
         # The classifier first: a bad pickle is reported before the networks are built.
         self.identifier = Identifier(classifier_model) if classifier_model else None
         self.detect = Detection(face_crop_size, face_crop_margin)
@@ -68,8 +76,8 @@ class Recognition:
 
 
 class Identifier:
-    def __init__(self, classifier_model=classifier_model):  # pylint: disable=redefined-outer-name
-        self.model, self.class_names = load_classifier(classifier_model)
+    def __init__(self, classifier_model=None):  # pylint: disable=redefined-outer-name
+        self.model, self.class_names = load_classifier(_setting(classifier_model, 'classifier_model'))
 
     def identify(self, face):
         if face.embedding is not None:
@@ -79,8 +87,8 @@ class Identifier:
 
 
 class Encoder:
-    def __init__(self, model=facenet_model_checkpoint, standardization='prewhiten'):
-        self.model = facenet.load_model(os.path.expanduser(model))
+    def __init__(self, model=None, standardization='prewhiten'):
+        self.model = facenet.load_model(os.path.expanduser(_setting(model, 'facenet_model_checkpoint')))
         self.standardize = STANDARDIZATIONS[standardization]
 
     def generate_embedding(self, face):
@@ -94,7 +102,7 @@ class Detection:
     factor = FACTOR
 
     def __init__(self, face_crop_size=160, face_crop_margin=32):
-        self.pnet, self.rnet, self.onet = create_detector(gpu_memory_fraction)
+        self.pnet, self.rnet, self.onet = create_detector(_setting(None, 'gpu_memory_fraction'))
         self.face_crop_size = face_crop_size
         self.face_crop_margin = face_crop_margin
 

@@ -18,4 +18,4 @@ from facenet_tf2.runfiles import (LEARNING_RATE_STOP, get_learning_rate_from_fil
                                   store_revision_info, write_arguments_to_file)
 from facenet_tf2.model_io import EmbeddingModel, load_model
 from facenet_tf2.weights import get_model_filenames, list_variables
-from facenet_tf2.errors import ModelLoadError
+from facenet_tf2.errors import ImageSizeError, ModelLoadError

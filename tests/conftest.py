@@ -74,3 +74,16 @@ def identities(tmp_path_factory):
     def make(name, **kwargs):
         return write_identity_folders(tmp_path_factory.mktemp(name) / 'train', **kwargs)
     return make
+
+
+@pytest.fixture(scope='session')
+def trainer_folder(identities, tmp_path_factory):
+    """The model folder of a tiny train_softmax.py run (models.dummy, 24 px generated faces, 8-d
+    embeddings, 2 epochs), made once per test session."""
+    from training_fixtures import run_trainer, the_run_folder, tiny_run_arguments  # pylint: disable=import-outside-toplevel
+    base = tmp_path_factory.mktemp('trainer')
+    faces = identities('trainer_faces')
+    result = run_trainer('train_softmax.py', tiny_run_arguments(faces, base, '--batch_size', 8, '--epoch_size', 2,
+                                                                '--max_nrof_epochs', 2))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return the_run_folder(base)

@@ -128,7 +128,10 @@ def test_export_embeddings_aligns_on_the_fly(faces, frozen_model_pb, tmp_path):
 
 def test_face_recognition_names_people_in_unaligned_photos(faces, frozen_model_pb, trained, lfw_dir):
     face = _contributed('face')
-    recognition = face.Recognition(model=str(frozen_model_pb), classifier_model=str(trained))
+    # The original's usage: the module-level settings, set after the import, are read when built.
+    face.facenet_model_checkpoint, face.classifier_model = str(frozen_model_pb), str(trained)
+    recognition = face.Recognition()
+    assert recognition.encoder.model.source == str(frozen_model_pb)
     correct = 0
     for name in IDENTITIES:
         image = facenet.read_image(sorted((lfw_dir / name).glob('*.jpg'))[-1])

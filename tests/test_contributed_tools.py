@@ -181,10 +181,11 @@ def test_cluster_dbscan_groups_photos_by_person(subset, frozen_model_pb, load_ea
 
 
 def test_clustering_chinese_whispers_groups_faces_by_person(subset, frozen_model_pb, load_each_model_once,
-                                                             tmp_path):
+                                                             tmp_path, capsys):
     clustering = _contributed('clustering')
     clustering.main(clustering.parse_arguments(['--model_dir', str(frozen_model_pb), '--input',
                                                 str(subset.flat_aligned), '--output', str(tmp_path)]))
+    assert 'aligned face crops' not in capsys.readouterr().err  # aligned 160 px crops: no warning
     copies = sorted(tmp_path.glob('*/*.png'))
     assert len(copies) == len(KNOWN) * IMAGES_PER_PERSON  # every face, the isolated ones too
     ari = adjusted_rand_score([_identity(p) for p in copies], [p.parent.name for p in copies])

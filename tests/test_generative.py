@@ -289,14 +289,6 @@ def test_resume_after_a_kill_gives_the_uninterrupted_run(faces_64, tmp_path):
         np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_same_command_resumes_an_unfinished_run(faces_64, tmp_path):
-    argv = train_args(faces_64, tmp_path, 4)
-    first = run(train_vae, argv)
-    os.remove(os.path.join(first, 'finished'))  # as if killed after its last save
-    assert run(train_vae, argv) == first
-    assert run(train_vae, argv) != first  # finished: a new run
-
-
 def test_perceptual_training_step_on_the_facenet_model(faces_64, frozen_model_pb, tmp_path):
     argv = train_args(faces_64, tmp_path, 3)
     argv[3] = str(frozen_model_pb)

@@ -7,7 +7,6 @@ for the module; each test makes its own app (cheap) over them with its own galle
 import base64
 import concurrent.futures
 import io
-import json
 import shutil
 import struct
 import threading

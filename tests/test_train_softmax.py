@@ -2,7 +2,6 @@
 original's output layout, resume after SIGKILL, one trace, margin losses and bad input."""
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from facenet_tf2.commands import train_softmax
-from training_fixtures import (REPO_ROOT, run_in_process, run_trainer, start_trainer, the_run_folder,
+from training_fixtures import (REPO_ROOT, kill_at_line, run_in_process, run_trainer, start_trainer, the_run_folder,
                                tiny_run_arguments)
 
 CHECKER = REPO_ROOT / 'benchmarks' / 'check_train_step.py'
@@ -116,31 +115,45 @@ def _final_weights(run_folder):
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def test_a_run_killed_and_started_again_ends_with_the_uninterrupted_weights(faces, tmp_path):
-    arguments = ['--batch_size', 8, '--epoch_size', 3, '--max_nrof_epochs', 5, '--random_flip', '--random_crop',
+def test_a_run_killed_and_started_again_ends_with_the_uninterrupted_weights(identities, tmp_path):
+    """Every random draw of the step is a function of (seed, step or stream position): dropout masks
+    (models.squeezenet has dropout; the smallest side it takes is 32 px) and the random rotate, crop
+    and flip. A run killed in epoch 3 and started again ends with the uninterrupted run's weights."""
+    faces = identities('resume_faces', size=38)
+    arguments = ['--batch_size', 8, '--epoch_size', 2, '--max_nrof_epochs', 4, '--model_def', 'models.squeezenet',
+                 '--image_size', 32, '--keep_probability', 0.8, '--random_flip', '--random_crop', '--random_rotate',
                  '--optimizer', 'ADAM', '--learning_rate', 0.01, '--center_loss_factor', 0.01, '--seed', 7]
     whole = run_trainer('train_softmax.py', tiny_run_arguments(faces, tmp_path / 'whole', *arguments))
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     broken = tmp_path / 'broken'
     process = start_trainer('train_softmax.py', tiny_run_arguments(faces, broken, *arguments))
-    saved_epochs = 0
-    for line in process.stdout:  # kill it in epoch 3, after the state of epoch 2 is written
-        saved_epochs += line.startswith('Saving statistics')
-        if line.startswith('Epoch: [3][2/3]'):
-            os.kill(process.pid, signal.SIGKILL)
-            break
-    process.wait(timeout=60)
-    assert saved_epochs == 2 and process.returncode == -signal.SIGKILL
+    assert kill_at_line(process, 'Epoch: [3][2/2]') == 2  # killed in epoch 3, after the state of epoch 2 is written
     resumed = run_trainer('train_softmax.py', tiny_run_arguments(faces, broken, *arguments))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'Resuming run' in resumed.stdout and 'Epoch: [1]' not in resumed.stdout
-    assert 'Epoch: [3][1/3]' in resumed.stdout
+    first_resumed = next(line for line in resumed.stdout.splitlines() if line.startswith('Epoch: [3][1/2]'))
+    first_whole = next(line for line in whole.stdout.splitlines() if line.startswith('Epoch: [3][1/2]'))
+    assert first_resumed.split('Loss')[1].split()[0] == first_whole.split('Loss')[1].split()[0]
 
     expected, got = _final_weights(the_run_folder(tmp_path / 'whole')), _final_weights(the_run_folder(broken))
     assert set(expected) == set(got)
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_seeded_dropout_masks_are_a_function_of_the_seed():
+    from facenet_tf2.nets.layers import SeededDropout
+    layer = SeededDropout(0.5)
+    inputs = tf.ones([4, 64])
+    layer.step_seed = lambda: tf.constant([3, 1], tf.int64)
+    first, again = layer(inputs, training=True).numpy(), layer(inputs, training=True).numpy()
+    layer.step_seed = lambda: tf.constant([3, 2], tf.int64)
+    other = layer(inputs, training=True).numpy()
+    assert 0.3 < np.mean(first == 0) < 0.7  # dropped at the rate, kept ones scaled by 1 / (1 - rate)
+    np.testing.assert_array_equal(first, again)
+    assert np.any(first != other)
+    np.testing.assert_array_equal(layer(inputs, training=False).numpy(), inputs.numpy())
 
 
 def test_arcface_and_cosface_runs_train(faces, tmp_path, capsys):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facenet_tf2.training.optimizers import OPTIMIZERS, create_optimizer
+from facenet_tf2.training.optimizers import OPTIMIZERS, create_optimizer, initial_value, split_tf1_hparams
 from training_fixtures import free_localhost_ports
 
 # facenet.train's constructions, written out as the original wrote them.
@@ -361,3 +361,62 @@ def test_multi_worker_apply_equals_single_device_apply_of_the_summed_gradients(t
     _run_distributed([('multiworker', tmp_path / f'worker{index}.npz', index, ports) for index in (0, 1)])
     for index in (0, 1):
         _assert_distributed_equals_single(tmp_path / f'worker{index}.npz', replicas_in_process=1)
+
+
+CENTERED = {'decay': 0.8, 'momentum': 0.5, 'epsilon': 0.01, 'centered': True}
+
+
+def test_centered_rmsprop_matches_tf1_step_by_step_and_its_formula():
+    """RMSPropOptimizer(centered=True): every variable and slot (rms, mg, momentum) equals TF1's
+    after each of 5 steps (dense and sparse gradients), and the first dense step equals
+    ApplyCenteredRMSProp's formula written out in float64."""
+    initial, steps = _problem(1)
+    ours = list(_keras_run('RMSPROP', CENTERED, initial, steps))
+    assert ours.pop() == 1
+    expected = list(_tf1_run('RMSPROP', CENTERED, initial, steps))
+    for step, (our_state, tf1_state) in enumerate(zip(ours, expected)):
+        assert sorted(our_state) == sorted(tf1_state) and 'weights/mg' in our_state
+        for key in tf1_state:
+            try:
+                _close(our_state[key], tf1_state[key])
+            except AssertionError as error:
+                raise AssertionError(f'step {step + 1}, {key}: {error}') from None
+    g, lr = steps[0]['weights'].astype(np.float64), steps[0]['learning_rate']
+    ms = 1.0 + (g * g - 1.0) * (1 - 0.8)
+    mg = g * (1 - 0.8)
+    mom = lr * g / np.sqrt(ms - mg * mg + 0.01)
+    _close(ours[0]['weights/mg'], mg)
+    _close(ours[0]['weights/momentum'], mom)
+    _close(ours[0]['weights'], initial['weights'] - mom)
+    uncentered = list(_keras_run('RMSPROP', dict(CENTERED, centered=False), initial, steps[:1]))[0]
+    assert np.abs(uncentered['weights'] - ours[0]['weights']).max() > 1e-3  # the centring changes the step
+
+
+def test_centered_rmsprop_slots_have_tf1s_checkpoint_names():
+    graph = tf.Graph()
+    with graph.as_default():
+        variable = tf.compat.v1.get_variable('Logits/weights', [3, 2])
+        tf1 = tf.compat.v1.train.RMSPropOptimizer(0.1, centered=True)
+        tf1.minimize(tf.reduce_sum(variable), var_list=[variable])
+        expected = {slot: tf1.get_slot(variable, slot).op.name for slot in tf1.get_slot_names()}
+    assert create_optimizer('RMSPROP', centered=True).tf1_slot_names('Logits/weights') == expected
+
+
+def test_a_references_descriptive_hparams_are_split_off_and_slot_initial_values_read():
+    hparams, described = split_tf1_hparams('RMSPROP', {'cls': 'tf.train.RMSPropOptimizer', 'decay': 0.9,
+                                                       'centered': True, 'ms_init': 1.0, 'mom_init': 0.0,
+                                                       'use_locking': False, 'colour': 'blue'})
+    assert hparams == {'decay': 0.9, 'centered': True, 'use_locking': False}
+    assert sorted(described) == ['cls', 'colour', 'mom_init', 'ms_init']
+    variable = keras.Variable(np.zeros((2, 3), np.float32))
+    for name, key, value in (('RMSPROP', 'ms_init', 1.0), ('RMSPROP', 'mom_init', 0.0), ('ADAGRAD', 'accum_init', 0.1),
+                             ('ADADELTA', 'accum_init', 0.0), ('ADAM', 'm_init', 0.0),
+                             ('ADAM', 'beta1_power_init', 0.9), ('ADAM', 'beta2_power_init', 0.999)):
+        optimizer = create_optimizer(name)
+        optimizer.build([variable])
+        np.testing.assert_allclose(initial_value(optimizer, variable, key), value, rtol=1e-7, err_msg=f'{name} {key}')
+    optimizer = create_optimizer('RMSPROP', centered=True)
+    optimizer.build([variable])
+    assert initial_value(optimizer, variable, 'mg_init').shape == (2, 3)
+    assert initial_value(optimizer, variable, 'beta1_power_init') is None
+    assert initial_value(create_optimizer('ADAM'), variable, 'colour') is None

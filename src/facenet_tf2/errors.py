@@ -50,3 +50,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = ' '.join(str(message).split())
+
+
+class ImageSizeError(UserError):
+    """Images of another size than the network takes."""

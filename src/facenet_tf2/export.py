@@ -13,6 +13,7 @@ from tensorflow.python.framework.convert_to_constants import \
 from facenet_tf2.files import atomic_directory, atomic_path, write_bytes_atomically
 from facenet_tf2.inference import fold_batch_norm
 from facenet_tf2.nets.layers import l2_normalize
+from facenet_tf2.tf1_graphs import frozen_embedding_graph_def
 
 
 def _embedding_function(model, image_size):
@@ -31,14 +32,8 @@ def _frozen_function(model, image_size):
 def frozen_graph_def(model, image_size=160):
     """The GraphDef of the folded network with constants for the weights and the original's
     tensor names: Placeholder `input`, PlaceholderWithDefault `phase_train` (False), `embeddings`."""
-    graph_def = _frozen_function(model, image_size).graph.as_graph_def()
-    default = graph_def.node.add(name='phase_train/input', op='Const')
-    default.attr['dtype'].type = tf.bool.as_datatype_enum
-    default.attr['value'].tensor.CopyFrom(tf.make_tensor_proto(False))
-    phase_train = graph_def.node.add(name='phase_train', op='PlaceholderWithDefault', input=['phase_train/input'])
-    phase_train.attr['dtype'].type = tf.bool.as_datatype_enum
-    phase_train.attr['shape'].shape.CopyFrom(tf.TensorShape([]).as_proto())
-    return graph_def
+    folded = fold_batch_norm(model)
+    return frozen_embedding_graph_def(lambda images: l2_normalize(folded(images, training=False)), image_size)
 
 
 def write_frozen_graph(model, output_file, image_size=160):

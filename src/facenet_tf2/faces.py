@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facenet_tf2.crops import warn_if_not_aligned
 from facenet_tf2.detection import mtcnn as detect_face
 from facenet_tf2.detection.aligner import FACTOR, MINSIZE, THRESHOLD, align_faces
 from facenet_tf2.errors import UserError
@@ -134,12 +135,14 @@ def embed_image_files(model, image_paths, image_size=160, batch_size=100, is_ali
                       standardization='prewhiten', networks=None):
     """(embeddings [M, D], found [N]): the embeddings of the images of `image_paths` that could be
     used, in order, and which ones they are. Aligned thumbnails go through the tf.data pipeline
-    (embed_images); photos are aligned on the fly (first face, `margin`). Unreadable images and
+    (embed_images; a warning when they are not image_size squares, see facenet_tf2.crops); photos are aligned on the fly (first face, `margin`). Unreadable images and
     photos without a face are reported and left out."""
     if not is_aligned:
         return embed_unaligned(model, image_paths, image_size, margin, batch_size, standardization, networks)
     if not image_paths:
         return np.zeros((0, model.embedding_size), np.float32), np.zeros(0, bool)
+    warn_if_not_aligned(image_paths, image_size, 'pass --is_aligned False to find the faces on the fly (cluster.py '
+                        'clusters photos that way)')
     unreadable = UnreadableImages()
     try:
         embedded = embed_images(model, image_paths, image_size, batch_size,

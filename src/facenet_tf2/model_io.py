@@ -12,12 +12,13 @@ A frozen graph runs as the graph it is (imported with tf.compat.v1.wrap_function
 an inference-optimised graph (batch size fixed in its reshapes) and the other formats are loaded
 into the Keras networks of `models/`.
 
-Called inside a TF1 graph context (`with tf.Graph().as_default(): with tf.compat.v1.Session()`),
-load_model does what the original did instead: it imports the model as a frozen graph into the
-default graph, so `sess.run('embeddings:0', {'input:0': ..., 'phase_train:0': False})` works.
+Called inside a TF1 graph context (`with tf.Graph().as_default(): with tf.compat.v1.Session()`,
+or after `tf.compat.v1.disable_eager_execution()`) or with a default TF1 session (an
+InteractiveSession), load_model does what the original did instead: it imports the model as a
+frozen graph into that graph, so `sess.run('embeddings:0', {'input:0': ..., 'phase_train:0':
+False})` works, whatever format the model is in (see import_into_default_graph).
 """
 import logging
-import concurrent.futures
 import glob
 import json
 import os
@@ -30,7 +31,8 @@ from facenet_tf2.nets.layers import l2_normalize
 from facenet_tf2.pretrained import names_text, resolve_model, standardization
 from facenet_tf2.weights import (build_keras_model, checkpoint_weights, frozen_graph_weights, get_model_filenames,
                                  is_inference_optimised, keras2_h5_weights, read_graph_def)
-from facenet_tf2.errors import ModelLoadError
+from facenet_tf2.errors import ImageSizeError, ModelLoadError
+from facenet_tf2.tf1_graphs import frozen_embedding_graph_def, in_fresh_eager_context, with_fixed_input_size
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,19 @@ class EmbeddingModel:
         self.standardization = None
 
     def __call__(self, images):
-        return self._function(tf.cast(images, tf.float32))
+        """Refuses images of another size than the network's (the original's graphs silently
+        returned several rows per image for them): ImageSizeError naming the expected size."""
+        images = tf.cast(images, tf.float32)
+        if self.image_size:
+            side = images.shape[1:3]
+            if side.is_fully_defined() and tuple(side) != (self.image_size, self.image_size):
+                raise ImageSizeError(f'{self.source} takes {self.image_size}x{self.image_size} images, not '
+                                     f'{side[0]}x{side[1]}; align or resize the faces to {self.image_size} pixels '
+                                     f'(align_dataset_mtcnn.py --image_size {self.image_size})')
+            if not side.is_fully_defined():  # traced with a free size: checked when it runs
+                tf.debugging.assert_equal(tf.shape(images)[1:3], [self.image_size, self.image_size], message=(
+                    f'{self.source} takes {self.image_size}x{self.image_size} images'))
+        return self._function(images)
 
     def __repr__(self):
         return (f'EmbeddingModel({self.source!r}, embedding_size={self.embedding_size}, '
@@ -274,10 +288,15 @@ def load_model(model, input_map=None, precision='float32'):
 def _load_model(model, input_map, precision):
     kind, path = find_model(model)
     log.info(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
-    if not tf.executing_eagerly() and not tf.inside_function():
+    session = tf.compat.v1.get_default_session()
+    if (not tf.executing_eagerly() and not tf.inside_function()) or session is not None:
         if precision != 'float32':
             raise ModelLoadError(path, f'precision={precision} works in TF2 code only, not in a TF1 session')
-        import_into_default_graph(kind, path, input_map)
+        # A default session without a graph context (an InteractiveSession, `with sess.as_default()`)
+        # runs the graph it was made on: the model goes there, as the original's did.
+        graph = tf.compat.v1.get_default_graph() if not tf.executing_eagerly() else session.graph
+        with graph.as_default():
+            import_into_default_graph(kind, path, input_map)
         return None
     graph_def = read_graph_def(path) if kind == 'pb' else None
     if graph_def is not None and precision == 'float32' and not is_inference_optimised(graph_def):
@@ -306,26 +325,30 @@ def _embedding_size(function, graph_def):
 
 def import_into_default_graph(kind, path, input_map=None):
     """The original load_model: the model as a frozen graph (tensors `input`, `phase_train`,
-    `embeddings`) imported into the default graph under no name scope.
+    `embeddings`, and `label_batch` where the original graph had it) imported into the default
+    graph under no name scope, `input_map` applied as the original's import_graph_def did.
 
-    A frozen graph that takes any batch size is imported as it is (with `input_map`); any other
-    model is exported as one first (facenet_tf2.export), in a thread of its own because Keras
-    builds its network eagerly and the TF1 graph context belongs to this thread.
+    `input` takes the model's image size only (an original graph's becomes a sized Placeholder:
+    tf1_graphs.with_fixed_input_size). An inference-optimised graph (batch size fixed) and the
+    other formats are exported as a frozen graph first, in a fresh eager context because Keras
+    builds its networks eagerly only, whether or not the program disabled eager execution.
     """
     graph_def = read_graph_def(path) if kind == 'pb' else None
-    if graph_def is None or is_inference_optimised(graph_def):
-        if input_map:
-            raise ModelLoadError(path, f'input_map applies to frozen .pb graphs run as they are, not to a {kind} '
-                                       'model')
-        with concurrent.futures.ThreadPoolExecutor(1) as thread:
-            graph_def = thread.submit(_exported_graph_def, kind, path, graph_def).result()
+    if graph_def is not None and not is_inference_optimised(graph_def):
+        image_size = graph_image_size(graph_def)
+        graph_def = with_fixed_input_size(graph_def, image_size) if image_size else graph_def
+    else:
+        graph_def = in_fresh_eager_context(_exported_graph_def, kind, path, graph_def)
     tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name='')
 
 
 def _exported_graph_def(kind, path, graph_def):
     from facenet_tf2.export import frozen_graph_def  # pylint: disable=import-outside-toplevel  # export imports us
     if kind == 'saved_model':
-        raise ModelLoadError(path, 'a SavedModel holds a traced function, not a graph to import into a TF1 '
-                                   'session; give the .pb, checkpoint, .keras or .h5 it was made from')
+        model = load_saved_model(path)
+        if not model.image_size:
+            raise ModelLoadError(path, 'the SavedModel does not say its input size; export it with a fixed '
+                                       'image size to import it into a TF1 session')
+        return frozen_embedding_graph_def(model, model.image_size)
     network, image_size = _keras_network(kind, path, graph_def)
     return frozen_graph_def(network, image_size or 160)

@@ -148,6 +148,20 @@ def detect_architecture(weights, source='weights'):
                                  'like among the variables)')
 
 
+def check_weights_fit(weights, network_module, embedding_size, source='weights'):
+    """Raises ModelLoadError (one line, with the flag to pass) unless `weights` ({original name:
+    array}) are of the network `network_module` builds (a --model_def module) with prelogits of
+    `embedding_size`, as a trainer's --pretrained_model must be."""
+    module, bottleneck_size = detect_architecture(weights, source)
+    if module.SCOPE != network_module.SCOPE:
+        raise ModelLoadError(source, f'the model is {module.__name__.rsplit(".", 1)[-1]} ({bottleneck_size}-d '
+                                     f'embeddings), not {network_module.__name__}; pass --model_def '
+                                     f'{module.__name__}')
+    if bottleneck_size != int(embedding_size):
+        raise ModelLoadError(source, f'the model has {bottleneck_size}-d embeddings, not {embedding_size}; pass '
+                                     f'--embedding_size {bottleneck_size}')
+
+
 def build_keras_model(weights, image_size=None, source='weights'):
     """Builds the Keras model matching `weights` ({original name: array}) and loads them into it.
     Extra names (logits, centres, moving-average copies, global_step) are ignored."""

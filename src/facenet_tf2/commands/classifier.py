@@ -30,6 +30,7 @@ from facenet_tf2 import pretrained
 from facenet_tf2.arguments import positive_int
 from facenet_tf2.classifiers import check_embedding_size, classify, load_classifier, train_classifier
 from facenet_tf2.cli import check_output_file, run_script
+from facenet_tf2.crops import warn_if_not_aligned
 from facenet_tf2.errors import UserError
 from facenet_tf2.dataset import require_dataset
 from facenet_tf2.embeddings import embed_images
@@ -63,6 +64,7 @@ def main(args):
     if args.mode == 'CLASSIFY':
         check_embedding_size(svm, model.embedding_size, classifier_filename_exp)  # before the slow embedding
     print('Calculating features for images')
+    warn_if_not_aligned(paths, args.image_size)
     unreadable = UnreadableImages()
     embedded = embed_images(model, paths, args.image_size, args.batch_size,
                             use_fixed_image_standardization=use_fixed_image_standardization,

@@ -262,9 +262,24 @@ def embedding_network(stages, image_size, dropout_keep_prob, bottleneck_layer_si
         net = points[point] = layer(net)
     points['PrePool'] = net
     net = layers.GlobalAveragePooling2D(name='AvgPool_1a_8x8')(net)
-    net = points['PreLogitsFlatten'] = layers.Dropout(1.0 - dropout_keep_prob, name='Dropout')(net)
+    net = points['PreLogitsFlatten'] = SeededDropout(1.0 - dropout_keep_prob, name='Dropout')(net)
     prelogits = DenseBN(bottleneck_layer_size, weight_decay=weight_decay, name='Bottleneck')(net)
     return keras.Model(inputs, {'prelogits': prelogits, **points} if end_points else prelogits, name=name)
+
+
+@keras.saving.register_keras_serializable(package='facenet')
+class SeededDropout(layers.Dropout):
+    """Keras Dropout whose training-mode mask can be a pure function of a seed: when `step_seed`
+    is set (a callable returning an int [2] tensor, e.g. from the run's seed and global step, as
+    training.core.Trainer sets it), the mask is tf.nn.experimental.stateless_dropout's for that
+    seed, so a resumed run draws the masks the uninterrupted run drew. Unset, it is Keras' Dropout."""
+    step_seed = None
+
+    def call(self, inputs, training=False):
+        if training and self.rate > 0 and self.step_seed is not None:
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=self.step_seed())
+        return super().call(inputs, training=training)
 
 
 def avg_pool(name, pool_size=3, strides=1, padding='same'):

@@ -4,7 +4,7 @@ fire modules with BatchNorm, conv10 to 1000 channels, average pool, then the `Bo
 import keras
 from keras import layers
 
-from facenet_tf2.nets.layers import (Conv2dBN, DenseBN, Mixed, Sequence, conv2d_bias, inference_from_builder,
+from facenet_tf2.nets.layers import (Conv2dBN, DenseBN, Mixed, SeededDropout, Sequence, conv2d_bias, inference_from_builder,
                                      max_pool)
 
 SCOPE = 'squeezenet'
@@ -37,7 +37,7 @@ def squeezenet(image_size=160, dropout_keep_prob=0.8, bottleneck_layer_size=128,
         fire_module(64, 256, wd, 'fire8'),
         max_pool('maxpool8'),
         fire_module(64, 256, wd, 'fire9'),
-        layers.Dropout(1.0 - dropout_keep_prob, name='Dropout'),
+        SeededDropout(1.0 - dropout_keep_prob, name='Dropout'),
         conv2d_bias(1000, 1, wd, name='conv10'),
         layers.GlobalAveragePooling2D(name='avgpool10'),
     ]

@@ -4,8 +4,8 @@ The original saved `tf.train.Saver(tf.trainable_variables(), max_to_keep=3)` to
 `model-<subdir>.ckpt-<step>` after every epoch and wrote `model-<subdir>.meta` once. The
 checkpoint here is the same V2 bundle under the same variable names (written by the SaveV2 kernel
 itself), so facenet.load_model, freeze_graph.py, tf.train.load_checkpoint and a TF1
-`Saver.restore` read it. The metagraph holds the variables, their saver and the original's
-`input` / `phase_train` placeholders. Every file is written under a temporary name and moved into
+`Saver.restore` read it. The metagraph holds the inference graph on those variables, their saver
+and the original's `input`, `phase_train` and `embeddings` tensors. Every file is written under a temporary name and moved into
 place, the `checkpoint` state file last, so a killed run leaves the previous checkpoint intact.
 """
 import logging
@@ -17,7 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from facenet_tf2.export import save_keras, write_frozen_graph
-from facenet_tf2.files import atomic_path, write_bytes_atomically
+from facenet_tf2.files import write_bytes_atomically
+from facenet_tf2.tf1_graphs import inference_metagraph
+from facenet_tf2.weights import model_scope
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +63,13 @@ def _write_state(model_dir, checkpoints):
     write_bytes_atomically(os.path.join(model_dir, 'checkpoint'), ('\n'.join(lines) + '\n').encode())
 
 
-def write_metagraph(weights, filename, image_size):
-    """The original's `model-<subdir>.meta`: a TF1 MetaGraphDef with a variable per entry of
-    `weights` (shapes and dtypes only: the values live in the checkpoints), the Saver that restores
-    them and the `input` and `phase_train` placeholders."""
-    with tf.Graph().as_default():
-        tf.compat.v1.placeholder(tf.float32, [None, image_size, image_size, 3], name='input')
-        tf.compat.v1.placeholder_with_default(False, [], name='phase_train')
-        variables = [tf.compat.v1.get_variable(name, shape=np.shape(value), dtype=tf.as_dtype(np.asarray(value).dtype),
-                                               initializer=tf.compat.v1.zeros_initializer(), use_resource=False)
-                     for name, value in sorted(weights.items())]
-        saver = tf.compat.v1.train.Saver(variables, max_to_keep=3)
-        with atomic_path(filename) as temporary:
-            saver.export_meta_graph(temporary)
+def write_metagraph(weights, filename, image_size, network):
+    """The original's `model-<subdir>.meta`: the inference graph of `network` (Keras) reading a TF1
+    variable per entry of `weights` (shapes and dtypes only: the values live in the checkpoints),
+    the Saver that restores them, and tensors `input`, `phase_train` and `embeddings`
+    (tf1_graphs.inference_metagraph), so `import_meta_graph` + `restore` code serves embeddings."""
+    metagraph = inference_metagraph(network, model_scope(network), weights, image_size)
+    write_bytes_atomically(filename, metagraph.SerializeToString())
 
 
 def save_epoch_checkpoint(trainer, model_dir, subdir, image_size):
@@ -86,7 +82,7 @@ def save_epoch_checkpoint(trainer, model_dir, subdir, image_size):
     save_name_based_checkpoint(weights, model_dir, subdir, step)
     metagraph = os.path.join(model_dir, f'model-{subdir}.meta')
     if not os.path.exists(metagraph):
-        write_metagraph(weights, metagraph, image_size)
+        write_metagraph(weights, metagraph, image_size, trainer.network)
     log.info(f'Variables saved in {time.time() - start:.2f} seconds')
 
 

@@ -15,14 +15,19 @@ in its order:
    every variable with a gradient, including non-trainable ones the script adds (the original
    passed tf.global_variables() to the optimizer, so it also stepped `centers`);
 5. global step + 1.
+
+Dropout masks are stateless draws seeded by (seed, global step, layer, replica) (dropout_seed),
+and the input's augmentations by (seed, stream position) (data.py), so a resumed run repeats
+the uninterrupted run's steps exactly.
 """
+import functools
 import importlib
 import os
 
 import keras
 import tensorflow as tf
 
-from facenet_tf2.nets.layers import SlimBatchNormalization, original_name
+from facenet_tf2.nets.layers import SeededDropout, SlimBatchNormalization, original_name
 from facenet_tf2.training.ema import ExponentialMovingAverage
 from facenet_tf2.training.optimizers import create_optimizer
 from facenet_tf2.weights import assign_weights, model_scope
@@ -64,6 +69,15 @@ def batch_norm_layers(model):
             if isinstance(layer, SlimBatchNormalization)]
 
 
+def seeded_dropout_layers(model):
+    return [layer for layer in model._flatten_layers(include_self=False)  # pylint: disable=protected-access
+            if isinstance(layer, SeededDropout)]
+
+
+# Tells the dropout seeds from the input pipeline's, which are (seed, stream position).
+_DROPOUT_STREAM = 0x64726F70
+
+
 def _tf_variable(variable):
     return variable.value if isinstance(variable, keras.Variable) else variable
 
@@ -82,7 +96,7 @@ class Trainer:
     """
 
     def __init__(self, strategy, build_network, modules=None, optimizer='ADAGRAD', moving_average_decay=0.9999,
-                 optimizer_hparams=None, sync_batch_norm=False, loss_scale=False):
+                 optimizer_hparams=None, sync_batch_norm=False, loss_scale=False, seed=None):
         self.strategy = strategy
         with strategy.scope():
             self.network = build_network()
@@ -93,6 +107,9 @@ class Trainer:
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
         for layer in batch_norm_layers(self.network):
             layer.synchronized = bool(sync_batch_norm)
+        self.seed = int(seed or 0)
+        for index, layer in enumerate(seeded_dropout_layers(self.network)):
+            layer.step_seed = functools.partial(self.dropout_seed, index)
         self.moving_average_decay = moving_average_decay
         self.ema = None
         self._step_functions = {}
@@ -159,6 +176,16 @@ class Trainer:
             value = tf.convert_to_tensor(variable)
             variable.assign(tf.convert_to_tensor(shadow))
             shadow.assign(value)
+
+    def dropout_seed(self, layer_index):
+        """The stateless seed of a dropout mask: a function of (seed, global step, layer, replica)
+        only, so a run resumed from a checkpoint draws the masks the uninterrupted run drew."""
+        seed = tf.random.experimental.stateless_fold_in(tf.constant([self.seed, _DROPOUT_STREAM], tf.int64),
+                                                        self.global_step)
+        seed = tf.random.experimental.stateless_fold_in(seed, layer_index)
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group if context is not None else 0
+        return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
 
     # -- the step ----------------------------------------------------------------------------
     def set_learning_rate(self, learning_rate):

@@ -218,25 +218,35 @@ class TF1Adam(TF1Optimizer):
 
 @keras.saving.register_keras_serializable(package='facenet_tf2')
 class TF1RMSProp(TF1Optimizer):
-    """`tf.compat.v1.train.RMSPropOptimizer`, not centred (the original passes decay=0.9,
-    momentum=0.9, epsilon=1.0): the mean square starts at 1, the momentum accumulates lr * g / rms."""
+    """`tf.compat.v1.train.RMSPropOptimizer` (the original passes decay=0.9, momentum=0.9,
+    epsilon=1.0): the mean square starts at 1, the momentum accumulates lr * g / rms. centered=True
+    is TF1's ApplyCenteredRMSProp: a mean gradient mg (starting at 0) is kept too and the
+    denominator is sqrt(ms - mg^2 + epsilon); its slots are in TF1's order rms, mg, momentum."""
     SLOTS = (('rms', 1.0), ('momentum', 0.0))
     TF1_NAME = 'RMSProp'
-    HYPERPARAMETERS = ('decay', 'momentum', 'epsilon')
+    HYPERPARAMETERS = ('decay', 'momentum', 'epsilon', 'centered')
 
-    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10, name=None):
+    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10, centered=False, name=None):
         super().__init__(learning_rate, name=name)
         self.decay = float(decay)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self.centered = bool(centered)
+        if self.centered:
+            self.SLOTS = (('rms', 1.0), ('mg', 0.0), ('momentum', 0.0))
 
     def _rule(self, slots, gradient, learning_rate):
-        mean_square, momentum = slots
+        mean_square, momentum = slots[0], slots[-1]
         decay = tf.cast(self.decay, gradient.dtype)
         mean_square = mean_square + (tf.square(gradient) - mean_square) * (1.0 - decay)
+        denominator = mean_square
+        if self.centered:
+            mean_gradient = slots[1] + (gradient - slots[1]) * (1.0 - decay)
+            denominator = mean_square - tf.square(mean_gradient)
         momentum = (momentum * tf.cast(self.momentum, gradient.dtype) + learning_rate * gradient
-                    * tf.math.rsqrt(mean_square + tf.cast(self.epsilon, gradient.dtype)))
-        return [mean_square, momentum], momentum
+                    * tf.math.rsqrt(denominator + tf.cast(self.epsilon, gradient.dtype)))
+        new_slots = [mean_square, mean_gradient, momentum] if self.centered else [mean_square, momentum]
+        return new_slots, momentum
 
 
 @keras.saving.register_keras_serializable(package='facenet_tf2')
@@ -290,3 +300,37 @@ def create_optimizer(name, learning_rate=0.1, **hparams):
         raise ValueError(f'{name} does not take {", ".join(unknown)}; it takes '
                          f'{", ".join(cls.HYPERPARAMETERS + _TF1_IGNORED_ARGUMENTS + ("name",))}')
     return cls(learning_rate, **{**defaults, **hparams})
+
+
+# Short names that TF1 write-ups give the slots (a reference's `optimizer_hparams` `ms_init`,
+# `mom_init`, ...) -> the slot names of the classes above.
+_SLOT_ALIASES = {'ms': 'rms', 'mom': 'momentum', 'accum': 'accumulator'}
+
+
+def split_tf1_hparams(name, hparams):
+    """(constructor keywords for create_optimizer(name), {other key: value}) of a reference's
+    `optimizer_hparams`: TF1 constructor arguments this port takes, and the rest (descriptions
+    such as the slots' initial values, `ms_init`, `m_init`, `beta1_power_init`, or `cls`)."""
+    if name not in _ORIGINAL:
+        raise ValueError(f'unknown optimizer {name!r}, use one of {", ".join(OPTIMIZERS)}')
+    taken = set(_ORIGINAL[name][0].HYPERPARAMETERS) | set(_TF1_IGNORED_ARGUMENTS) | {'name'}
+    return ({key: value for key, value in hparams.items() if key in taken},
+            {key: value for key, value in hparams.items() if key not in taken})
+
+
+def initial_value(optimizer, variable, key):
+    """The starting value this optimizer gives what `key` names (`<slot>_init`: the slot of
+    `variable`, by TF1 slot name or its short name; `beta1_power_init` / `beta2_power_init`: Adam's
+    powers), as an array, read from the built optimizer before its first apply; None when the
+    optimizer has no such thing."""
+    if not key.endswith('_init'):
+        return None
+    slot_name = key[:-len('_init')]
+    if isinstance(optimizer, TF1Adam) and slot_name in ('beta1_power', 'beta2_power'):
+        return optimizer.beta_powers()[slot_name == 'beta2_power'].numpy()
+    names = optimizer.slot_names()
+    if slot_name not in names:  # Adadelta's own `accum` is taken before the alias
+        slot_name = _SLOT_ALIASES.get(slot_name)
+    if slot_name not in names:
+        return None
+    return optimizer.slot(variable, slot_name).numpy()

@@ -14,7 +14,7 @@ from facenet_tf2.training.folders import RunFolders
 from facenet_tf2.training.lfw_monitor import LfwMonitor, resolve_pairs
 from facenet_tf2.training.run import Run
 from facenet_tf2.training.stats import with_core_stats
-from facenet_tf2.weights import checkpoint_weights, model_weights
+from facenet_tf2.weights import check_weights_fit, checkpoint_weights, model_weights
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def start_run(config, script_path, modules, stats, rows):
                                                       bottleneck_layer_size=config.embedding_size,
                                                       weight_decay=config.weight_decay),
                           modules, optimizer=config.optimizer, moving_average_decay=config.moving_average_decay,
-                          sync_batch_norm=config.sync_batch_norm, loss_scale=config.precision == 'float16')
+                          sync_batch_norm=config.sync_batch_norm, loss_scale=config.precision == 'float16',
+                          seed=config.seed)
     finally:
         keras.mixed_precision.set_global_policy('float32')
     trainer.build(config.embedding_size)
@@ -68,7 +69,9 @@ def start_run(config, script_path, modules, stats, rows):
     def load_pretrained():
         if config.pretrained_model:
             log.info(f'Restoring pretrained model: {config.pretrained_model}')
-            trainer.load_network_weights(pretrained_weights(config.pretrained_model), config.pretrained_model)
+            weights = pretrained_weights(config.pretrained_model)
+            check_weights_fit(weights, network, config.embedding_size, config.pretrained_model)
+            trainer.load_network_weights(weights, config.pretrained_model)
 
     run.start(load_pretrained)
     return run
