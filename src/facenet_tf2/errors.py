@@ -41,3 +41,7 @@ class NonFiniteLoss(UserError):
 
 class FaissMissing(UserError):
     """FAISS search was asked for but the `faiss` extra is not installed."""
+
+
+class RuntimeMissing(UserError):
+    """An optional runtime (ONNX Runtime, tf2onnx, LiteRT) was needed but its extra is not installed."""
