@@ -8,7 +8,10 @@ machine may be shared; the figures are medians:
   BatchNorm folded, one compiled tf.function;
 - float32+xla: the same with jit_compile=True;
 - unfolded: the Keras network as trained (BatchNorm not folded), for reference;
-- bfloat16: the folded network under the mixed_bfloat16 policy (reported apart: it changes the numbers).
+- bfloat16: the folded network under the mixed_bfloat16 policy (reported apart: it changes the numbers);
+- onnx, onnx-int8, tflite: the float32 ONNX, INT8 ONNX and TFLite exports of the same model
+  (freeze_graph.py --onnx/--int8/--tflite) run by load_model through ONNX Runtime and LiteRT
+  (facenet_tf2.runtimes), when --onnx, --int8 or --tflite names the file.
 
 The input batches are real faces: LFW images, the central 180x180 box resized to 160x160 and
 prewhitened. For each contender the largest deviation of its embeddings from the original's on the
@@ -20,6 +23,8 @@ it also embeds all pair images in float32 and bfloat16 and prints both LFW accur
 
     python benchmarks/bench_embeddings.py ../shared/models/20170512-110547/20170512-110547.pb \
         --lfw_images ../shared/lfw/lfw-deepfunneled
+    python benchmarks/bench_embeddings.py ../shared/models/20170512-110547/20170512-110547.pb --batch_sizes 1 32 \
+        --onnx m.onnx --int8 m_int8.onnx --tflite m.tflite   # contenders: all whose file is given
 """
 import argparse
 import os
@@ -33,7 +38,9 @@ from PIL import Image
 
 from facenet_tf2.images import prewhiten, read_image
 from facenet_tf2.inference import fold_batch_norm
-from facenet_tf2.model_io import keras_embedding_function, load_keras_network
+from facenet_tf2.model_io import keras_embedding_function, load_keras_network, load_model
+
+RUNTIME_CONTENDERS = {'onnx': 'onnx', 'onnx-int8': 'int8', 'tflite': 'tflite'}  # contender -> its file option
 
 
 def face_batch(lfw_images, size):
@@ -64,7 +71,8 @@ def original_session(pb_file):
     return lambda images: sess.run(embeddings, feed_dict={feeds[0]: images, feeds[1]: False})
 
 
-def contenders(pb_file, names):
+def contenders(pb_file, names, files=None):
+    """{name: images -> embeddings (NumPy)}; files: {contender: exported file} for the runtime ones."""
     network, _ = load_keras_network(pb_file)
     folded = fold_batch_norm(network)
     makers = {
@@ -73,6 +81,7 @@ def contenders(pb_file, names):
         'float32+xla': lambda: _numpy(keras_embedding_function(folded, jit_compile=True)),
         'unfolded': lambda: _numpy(keras_embedding_function(network)),
         'bfloat16': lambda: _numpy(keras_embedding_function(fold_batch_norm(network, 'mixed_bfloat16'))),
+        **{name: (lambda path=path: _numpy(load_model(path))) for name, path in (files or {}).items()},
     }
     return {name: makers[name]() for name in names}
 
@@ -100,7 +109,7 @@ def lfw_accuracies(functions, lfw_dir, pairs_file):
     import lfw  # pylint: disable=import-outside-toplevel
     paths, issame = lfw.get_paths(os.path.expanduser(lfw_dir), lfw.read_pairs(os.path.expanduser(pairs_file)))
     images = np.stack([prewhiten(read_image(path)) for path in paths]).astype(np.float32)
-    for name in ('original', 'float32', 'bfloat16'):
+    for name in ('original', 'float32', 'bfloat16', *RUNTIME_CONTENDERS):
         if name in functions:
             embeddings = np.concatenate([functions[name](images[i:i + 128]) for i in range(0, len(images), 128)])
             accuracy = lfw.evaluate(embeddings, np.asarray(issame), nrof_folds=10)[2]
@@ -108,7 +117,13 @@ def lfw_accuracies(functions, lfw_dir, pairs_file):
 
 
 def main(args):
-    functions = contenders(os.path.expanduser(args.model), args.contenders)
+    files = {name: os.path.expanduser(getattr(args, option)) for name, option in RUNTIME_CONTENDERS.items()
+             if getattr(args, option)}
+    names = args.contenders or ['original', 'float32', 'float32+xla', 'bfloat16', *files]
+    missing = [name for name in names if name in RUNTIME_CONTENDERS and name not in files]
+    if missing:
+        sys.exit(f'contender {missing[0]} needs its file: --{RUNTIME_CONTENDERS[missing[0]]} FILE')
+    functions = contenders(os.path.expanduser(args.model), names, files)
     print(f'{args.repeats} interleaved repeats, medians; ratio = images/s over the original\'s')
     print(f'{"batch":>5} {"contender":12s} {"images/s":>9} {"ratio":>6} {"CPU ms/image":>12} {"max |diff|":>10}')
     for batch_size in args.batch_sizes:
@@ -133,8 +148,12 @@ def parse_arguments(argv):
                         help='Unaligned LFW images the input batches are cut from')
     parser.add_argument('--batch_sizes', type=int, nargs='+', default=[1, 32, 128])
     parser.add_argument('--repeats', type=int, default=7)
-    parser.add_argument('--contenders', nargs='+', default=['original', 'float32', 'float32+xla', 'bfloat16'],
-                        choices=['original', 'float32', 'float32+xla', 'unfolded', 'bfloat16'])
+    parser.add_argument('--contenders', nargs='+',
+                        choices=['original', 'float32', 'float32+xla', 'unfolded', 'bfloat16', *RUNTIME_CONTENDERS],
+                        help='Default: original, float32, float32+xla, bfloat16 and each runtime whose file is given')
+    parser.add_argument('--onnx', help='A float32 ONNX export of the model (freeze_graph.py --onnx)')
+    parser.add_argument('--int8', help='An INT8 ONNX export of the model (freeze_graph.py --int8)')
+    parser.add_argument('--tflite', help='A TFLite export of the model (freeze_graph.py --tflite)')
     parser.add_argument('--lfw_dir', help='Aligned LFW (160x160, margin 32) for the bfloat16 accuracy check')
     parser.add_argument('--lfw_pairs', default='../shared/lfw/pairs.txt')
     return parser.parse_args(argv)

@@ -31,9 +31,10 @@ def add_standardization_argument(parser):
 
 
 def resolve_standardization(choice, model):
-    """--standardization as given, else the pretrained model's own (by name), else prewhiten."""
-    from facenet_tf2 import pretrained  # pylint: disable=import-outside-toplevel
-    return choice or pretrained.standardization(model, 'prewhiten')
+    """--standardization as given, else the pretrained model's own (by name) or the one an exported
+    .onnx file records, else prewhiten."""
+    from facenet_tf2 import pretrained, runtimes  # pylint: disable=import-outside-toplevel
+    return choice or pretrained.standardization(model) or runtimes.recorded_standardization(model) or 'prewhiten'
 
 
 def add_face_image_arguments(parser, is_aligned=True, image_size_help='Image size (height, width) in pixels.'):

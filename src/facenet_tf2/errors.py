@@ -54,3 +54,7 @@ class ApiError(Exception):
 
 class ImageSizeError(UserError):
     """Images of another size than the network takes."""
+
+
+class RuntimeMissing(UserError):
+    """An optional runtime (ONNX Runtime, tf2onnx, LiteRT) was needed but its extra is not installed."""

@@ -2,8 +2,8 @@
 
 `load_model(model)` accepts a pretrained model name (`20180402-114759`, `20180408-102900`,
 `20170512-110547`: downloaded on first use, see facenet_tf2.pretrained), a frozen `.pb`, a checkpoint
-folder (`model-*.ckpt-*` + `.meta`), a SavedModel folder, a `.keras` file, a Keras-2 `.h5`, or a folder
-holding one of these, and returns an `EmbeddingModel`: `m(images)` maps float images [N, H, W, 3]
+folder (`model-*.ckpt-*` + `.meta`), a SavedModel folder, a `.keras` file, a Keras-2 `.h5`, an `.onnx`
+or `.tflite` file (run by ONNX Runtime or LiteRT, facenet_tf2.runtimes), or a folder holding one of these, and returns an `EmbeddingModel`: `m(images)` maps float images [N, H, W, 3]
 (standardised as the model expects) to L2-normalised embeddings [N, D], also inside a tf.function,
 on CPU or GPU.
 
@@ -246,22 +246,26 @@ def find_model(path):
         raise ModelLoadError(path, f'no such file or directory; give a model file or folder, or a pretrained '
                                    f'model name ({names_text()})')
     if os.path.isfile(path):
-        for extension, kind in (('.pb', 'pb'), ('.keras', 'keras'), ('.h5', 'h5'), ('.hdf5', 'h5')):
+        for extension, kind in (('.pb', 'pb'), ('.keras', 'keras'), ('.h5', 'h5'), ('.hdf5', 'h5'),
+                                ('.onnx', 'onnx'), ('.tflite', 'tflite')):
             if path.lower().endswith(extension):
                 return kind, path
-        raise ModelLoadError(path, 'unknown model file type (expected .pb, .keras or .h5, or a model directory)')
+        raise ModelLoadError(path, 'unknown model file type (expected .pb, .keras, .h5, .onnx or .tflite, or a '
+                                   'model directory)')
     if glob.glob(os.path.join(glob.escape(path), '*.meta')):
         return 'checkpoint', path
     if os.path.exists(os.path.join(path, 'saved_model.pb')):
         return 'saved_model', path
-    for extension, kind in (('.pb', 'pb'), ('.keras', 'keras'), ('.h5', 'h5')):
+    for extension, kind in (('.pb', 'pb'), ('.keras', 'keras'), ('.h5', 'h5'), ('.onnx', 'onnx'),
+                            ('.tflite', 'tflite')):
         files = sorted(glob.glob(os.path.join(glob.escape(path), '*' + extension)))
         if len(files) > 1:
             raise ModelLoadError(path, f'more than one {extension} file in the model directory '
                                        f'({", ".join(os.path.basename(f) for f in files)}); name one')
         if files:
             return kind, files[0]
-    raise ModelLoadError(path, 'no model found in the directory (no .meta + checkpoint, SavedModel, .pb, .keras or .h5)')
+    raise ModelLoadError(path, 'no model found in the directory (no .meta + checkpoint, SavedModel, .pb, .keras, .h5, '
+                               '.onnx or .tflite)')
 
 
 def load_model(model, input_map=None, precision='float32'):
@@ -281,13 +285,19 @@ def load_model(model, input_map=None, precision='float32'):
         raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, not {precision!r}')
     embedding_model = _load_model(model, input_map, precision)
     if embedding_model is not None:
-        embedding_model.standardization = standardization(model)
+        embedding_model.standardization = standardization(model, embedding_model.standardization)
     return embedding_model
 
 
 def _load_model(model, input_map, precision):
     kind, path = find_model(model)
     log.info(f'Model filename: {path}' if os.path.isfile(path) else f'Model directory: {path}')
+    if kind in ('onnx', 'tflite'):
+        if precision != 'float32' or input_map or not tf.executing_eagerly():
+            raise ModelLoadError(path, f'a .{kind} model runs as it was exported: no precision, no input_map, and '
+                                       'not inside a TF1 session; export another model for those')
+        from facenet_tf2.runtimes import load_runtime_model  # pylint: disable=import-outside-toplevel  # optional
+        return load_runtime_model(kind, path)
     session = tf.compat.v1.get_default_session()
     if (not tf.executing_eagerly() and not tf.inside_function()) or session is not None:
         if precision != 'float32':
