@@ -31,7 +31,8 @@ from facenet_tf2.nets.layers import l2_normalize
 from facenet_tf2.pretrained import names_text, resolve_model, standardization
 from facenet_tf2.weights import (build_keras_model, checkpoint_weights, frozen_graph_weights, get_model_filenames,
                                  is_inference_optimised, keras2_h5_weights, read_graph_def)
-from facenet_tf2.errors import ImageSizeError, ModelLoadError
+from facenet_tf2.embedding_model import EmbeddingModel  # noqa: F401  (the interface every loader returns)
+from facenet_tf2.errors import ModelLoadError
 from facenet_tf2.tf1_graphs import frozen_embedding_graph_def, in_fresh_eager_context, with_fixed_input_size
 
 log = logging.getLogger(__name__)
@@ -39,44 +40,6 @@ log = logging.getLogger(__name__)
 INPUT_TENSOR = 'input:0'
 PHASE_TRAIN_TENSOR = 'phase_train:0'
 EMBEDDINGS_TENSOR = 'embeddings:0'
-
-
-class EmbeddingModel:
-    """Callable images [N, H, W, 3] -> L2-normalised float32 embeddings [N, D] (a tf.Tensor).
-
-    Attributes: `embedding_size` (D), `image_size` (input side, or None when the format does not
-    say), `source` (the path it was loaded from), `keras_model` (the Keras network, or None for
-    a frozen graph) and `standardization` ('fixed' or 'prewhiten' for a pretrained model name,
-    else None: the format does not say).
-    """
-
-    def __init__(self, function, embedding_size, image_size, source, keras_model=None, owner=None):
-        self._function = function
-        self._owner = owner  # what holds the function's variables (they are weakly referenced)
-        self.embedding_size = int(embedding_size)
-        self.image_size = image_size
-        self.source = source
-        self.keras_model = keras_model
-        self.standardization = None
-
-    def __call__(self, images):
-        """Refuses images of another size than the network's (the original's graphs silently
-        returned several rows per image for them): ImageSizeError naming the expected size."""
-        images = tf.cast(images, tf.float32)
-        if self.image_size:
-            side = images.shape[1:3]
-            if side.is_fully_defined() and tuple(side) != (self.image_size, self.image_size):
-                raise ImageSizeError(f'{self.source} takes {self.image_size}x{self.image_size} images, not '
-                                     f'{side[0]}x{side[1]}; align or resize the faces to {self.image_size} pixels '
-                                     f'(align_dataset_mtcnn.py --image_size {self.image_size})')
-            if not side.is_fully_defined():  # traced with a free size: checked when it runs
-                tf.debugging.assert_equal(tf.shape(images)[1:3], [self.image_size, self.image_size], message=(
-                    f'{self.source} takes {self.image_size}x{self.image_size} images'))
-        return self._function(images)
-
-    def __repr__(self):
-        return (f'EmbeddingModel({self.source!r}, embedding_size={self.embedding_size}, '
-                f'image_size={self.image_size})')
 
 
 def keras_embedding_function(model, jit_compile=False):

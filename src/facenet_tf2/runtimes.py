@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from facenet_tf2.errors import ModelLoadError, UserError
 from facenet_tf2.extras import available, require  # noqa: F401  (available: for callers and tests)
-from facenet_tf2.model_io import EmbeddingModel
+from facenet_tf2.embedding_model import EmbeddingModel
 
 # module -> (extra, pip requirement) of the optional runtimes
 class RuntimeEmbeddingModel(EmbeddingModel):
