@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import freeze_graph
+from facenet_tf2.commands import freeze_graph
 import reference_faces
 from facenet_tf2 import runtimes
 from facenet_tf2.errors import ModelLoadError, PathError, RuntimeMissing, UserError

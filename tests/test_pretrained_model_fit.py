@@ -20,10 +20,10 @@ def test_check_weights_fit_names_the_architecture_and_the_size(frozen_model_pb):
         check_weights_fit(weights, v1, 512, 'm.pb')
 
 
-def test_train_tripletloss_refuses_a_pretrained_model_of_another_network(trainer_folder, tmp_path):
+def test_train_tripletloss_refuses_a_pretrained_model_of_another_network(trainer_folder, identities, tmp_path):
     """The trainer's own folder (models.dummy, 8-d) given to train_tripletloss.py with its
     default --model_def (Inception-ResNet-v2), then with the right network but 16-d."""
-    common = ['--data_dir', str(trainer_folder.parents[1] / 'faces'), '--models_base_dir', str(tmp_path / 'models'),
+    common = ['--data_dir', str(identities('fit_faces')), '--models_base_dir', str(tmp_path / 'models'),
               '--logs_base_dir', str(tmp_path / 'logs'), '--pretrained_model', str(trainer_folder)]
     for extra, expected in (([], 'pass --model_def models.dummy'),
                             (['--model_def', 'models.dummy', '--embedding_size', '16', '--image_size', '24'],

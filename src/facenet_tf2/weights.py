@@ -156,7 +156,7 @@ def check_weights_fit(weights, network_module, embedding_size, source='weights')
     if module.SCOPE != network_module.SCOPE:
         raise ModelLoadError(source, f'the model is {module.__name__.rsplit(".", 1)[-1]} ({bottleneck_size}-d '
                                      f'embeddings), not {network_module.__name__}; pass --model_def '
-                                     f'{module.__name__}')
+                                     f'models.{module.__name__.rsplit(".", 1)[-1]}')
     if bottleneck_size != int(embedding_size):
         raise ModelLoadError(source, f'the model has {bottleneck_size}-d embeddings, not {embedding_size}; pass '
                                      f'--embedding_size {bottleneck_size}')
