@@ -22,6 +22,7 @@ from facenet_tf2.generative import losses, models, perceptual, training
 from facenet_tf2.generative.checkpoints import load_vae, vae_class, vae_weights
 from facenet_tf2.images import read_image
 from facenet_tf2.msceleb import decode_tsv_files
+from facenet_tf2.training import folders
 from facenet_tf2.training.checkpoints import save_name_based_checkpoint
 
 from conftest import shared_path
@@ -254,11 +255,11 @@ def test_same_command_resumes_an_unfinished_run(trained_run, tmp_path):
     argv, model_dir = trained_run
     finished = os.path.join(model_dir, 'finished')
     assert os.path.exists(finished)
-    arguments = json.load(open(os.path.join(model_dir, training.RUN_FILE)))['arguments']
+    arguments = json.load(open(os.path.join(model_dir, folders.RUN_FILE)))['arguments']
     models_base_dir = os.path.dirname(model_dir)
-    assert training.find_resumable_run(models_base_dir, arguments) is None  # finished: the next run is new
+    assert folders.find_resumable_run(models_base_dir, arguments) is None  # finished: the next run is new
     os.remove(finished)  # as if killed after its last save
-    assert training.find_resumable_run(models_base_dir, arguments) == os.path.basename(model_dir)
+    assert folders.find_resumable_run(models_base_dir, arguments) == os.path.basename(model_dir)
     assert run(train_vae, argv) == model_dir  # resumed at step 24: nothing left to do
     assert os.path.exists(finished)
 

@@ -2,9 +2,9 @@
 
 A record is one line of TAB-separated columns: Freebase MID, query/name, image search rank, image
 URL, page URL, base64 image data (column 6). The image goes to `<output_dir>/<MID>/<name>-<page
-URL>.<format>` ('/' in the name replaced by '_'), optionally resized to size x size (bilinear, as
-scipy.misc.imresize). A line that cannot be used (too few columns, bad base64, no image, an unsafe
-folder name) is counted and reported, never fatal.
+URL>.<format>` ('/' in the name replaced by '_'), optionally resized to size x size (PIL bilinear
+on the uint8 image, as the original's imresize did). A line that cannot be used (too few columns,
+bad base64, no image, an unsafe folder name) is counted and reported, never fatal.
 """
 import base64
 import binascii

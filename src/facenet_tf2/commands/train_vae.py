@@ -9,21 +9,19 @@ and the VAE checkpoints (model-<subdir>.ckpt-<step>, original variable names). T
 resumes an interrupted run (--no_resume starts afresh).
 """
 import argparse
-import json
 import os
 import sys
-from datetime import datetime
 
 import keras
 
 from facenet_tf2.cli import check_input_dir, run_script
 from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels
 from facenet_tf2.errors import TrainingInputError
-from facenet_tf2.files import atomic_path
 from facenet_tf2.generative import training
 from facenet_tf2.generative.checkpoints import vae_class
 from facenet_tf2.generative.perceptual import load_feature_model, parse_feature_names
 from facenet_tf2.runfiles import store_revision_info, write_arguments_to_file
+from facenet_tf2.training.folders import open_model_folder
 
 _NOT_PART_OF_THE_RUN = {'no_resume'}
 
@@ -43,21 +41,14 @@ def main(args):
         print(f'Restoring pretrained model: {args.pretrained_model}')
         features = load_feature_model(args.pretrained_model, parse_feature_names(args.loss_features))
 
-    models_base_dir = os.path.expanduser(args.models_base_dir)
     arguments = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_PART_OF_THE_RUN}
-    previous = None if args.no_resume else training.find_resumable_run(models_base_dir, arguments)
-    subdir = previous or datetime.strftime(datetime.now(), '%Y%m%d-%H%M%S')
-    model_dir = os.path.join(models_base_dir, subdir)
-    os.makedirs(model_dir, exist_ok=True)
-    if previous is None:
-        with atomic_path(os.path.join(model_dir, training.RUN_FILE)) as temporary, open(temporary, 'w') as f:
-            json.dump({'arguments': arguments}, f, indent=1, default=str)
+    subdir, model_dir, resumed = open_model_folder(args.models_base_dir, arguments, args.no_resume)
     write_arguments_to_file(args, os.path.join(model_dir, 'arguments.txt'))
     store_revision_info(os.path.dirname(os.path.realpath(__file__)), model_dir, ' '.join(sys.argv))
-    print(f'Model directory: {model_dir}' + (' (resumed)' if previous else ''))
+    print(f'Model directory: {model_dir}' + (' (resumed)' if resumed else ''))
 
     trainer = training.VaeTrainer(vae, args, features)
-    training.train(trainer, image_list, model_dir, subdir, previous is not None)
+    training.train(trainer, image_list, model_dir, subdir, resumed)
     return model_dir
 
 

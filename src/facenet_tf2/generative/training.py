@@ -19,7 +19,6 @@ CheckpointManager in `<model_dir>/training_state`, written with the checkpoint, 
 reconstruction grid every save_every_n_steps; the input order is a function of (seed, epoch), so a
 resumed run sees the batches and noise an uninterrupted one would have.
 """
-import json
 import os
 import time
 
@@ -36,12 +35,11 @@ from facenet_tf2.images import put_images_on_grid
 from facenet_tf2.pipeline import decode_image_file
 from facenet_tf2.nets.layers import SlimBatchNormalization
 from facenet_tf2.training.checkpoints import save_name_based_checkpoint
+from facenet_tf2.training.folders import STATE_DIR, mark_finished
 from facenet_tf2.training.optimizers import create_optimizer
 
 RECALIBRATION_BATCHES = 20
 LOG_KEYS = ('total_loss', 'reconstruction_loss', 'kl_loss', 'learning_rate')
-RUN_FILE = 'run.json'
-FINISHED_FILE = 'finished'
 
 
 def check_image_sizes(image_paths, image_size, what='--input_image_size'):
@@ -161,23 +159,6 @@ def recalibrate_batch_norm(vae, batches, nrof_batches, seed, mean=losses.IMG_MEA
             layer.momentum = momentum
 
 
-def find_resumable_run(models_base_dir, arguments):
-    """The newest unfinished run folder in models_base_dir started with the same arguments."""
-    if not os.path.isdir(models_base_dir):
-        return None
-    for subdir in sorted(os.listdir(models_base_dir), reverse=True):
-        folder = os.path.join(models_base_dir, subdir)
-        if os.path.exists(os.path.join(folder, FINISHED_FILE)) or not os.path.isfile(os.path.join(folder, RUN_FILE)):
-            continue
-        try:
-            with open(os.path.join(folder, RUN_FILE)) as f:
-                if json.load(f).get('arguments') == arguments:
-                    return subdir
-        except (OSError, ValueError):
-            continue
-    return None
-
-
 def write_logs(filename, log):
     with atomic_path(filename) as temporary, h5py.File(temporary, 'w') as f:
         for key in LOG_KEYS:
@@ -205,7 +186,7 @@ def save_grid(images, filename, shape=(16, 8)):
 def train(trainer, image_paths, model_dir, subdir, resumed, progress=print):
     """Runs the training loop to args.max_nrof_steps; returns the log {key: list}."""
     args = trainer.args
-    state_dir = os.path.join(model_dir, 'training_state')
+    state_dir = os.path.join(model_dir, STATE_DIR)
     manager = tf.train.CheckpointManager(trainer.state(), state_dir, max_to_keep=2)
     if resumed and manager.latest_checkpoint:
         manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -237,6 +218,5 @@ def train(trainer, image_paths, model_dir, subdir, resumed, progress=print):
             write_logs(log_file_name, log)
             manager.save(checkpoint_number=step)  # last: a resumed run never starts past its logs
             progress(f'Saved checkpoint, logs and grid at step {step}')
-    with open(os.path.join(model_dir, FINISHED_FILE), 'w') as f:
-        f.write(f'{step}\n')
+    mark_finished(model_dir)
     return log

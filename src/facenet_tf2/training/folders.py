@@ -15,7 +15,9 @@ import tensorflow as tf
 from facenet_tf2.files import atomic_path
 from facenet_tf2.runfiles import store_revision_info, write_arguments_to_file
 
-_FINISHED = 'finished'
+RUN_FILE = 'run.json'
+STATE_DIR = 'training_state'
+FINISHED_FILE = 'finished'
 
 
 class RunFolders:
@@ -24,24 +26,36 @@ class RunFolders:
 
     def __init__(self, config, script_path):
         self.arguments = config.run_arguments()
-        models_base_dir = os.path.expanduser(config.models_base_dir)
-        previous = None if config.no_resume else find_resumable_run(models_base_dir, self.arguments)
-        self.resumed = previous is not None
-        self.subdir = previous or datetime.strftime(datetime.now(), '%Y%m%d-%H%M%S')
+        self.subdir, self.model_dir, self.resumed = open_model_folder(config.models_base_dir, self.arguments,
+                                                                      config.no_resume)
         self.log_dir = os.path.join(os.path.expanduser(config.logs_base_dir), self.subdir)
-        self.model_dir = os.path.join(models_base_dir, self.subdir)
-        self.state_dir = os.path.join(self.model_dir, 'training_state')
+        self.state_dir = os.path.join(self.model_dir, STATE_DIR)
         os.makedirs(self.log_dir, exist_ok=True)
-        os.makedirs(self.model_dir, exist_ok=True)
-        if not self.resumed:
-            with atomic_path(os.path.join(self.model_dir, 'run.json')) as temporary, open(temporary, 'w') as f:
-                json.dump({'arguments': self.arguments}, f, indent=1, default=str)
         write_arguments_to_file(config.as_dict(), os.path.join(self.log_dir, 'arguments.txt'))
         store_revision_info(os.path.dirname(os.path.realpath(script_path)), self.log_dir, ' '.join(sys.argv))
 
     def mark_finished(self):
-        with open(os.path.join(self.model_dir, _FINISHED), 'w') as f:
-            f.write(datetime.now().isoformat() + '\n')
+        mark_finished(self.model_dir)
+
+
+def open_model_folder(models_base_dir, arguments, no_resume=False):
+    """(subdir, model_dir, resumed): the newest unfinished run folder of models_base_dir started with
+    `arguments` (unless no_resume), else a new `<YYYYmmdd-HHMMSS>` one recording them in run.json."""
+    models_base_dir = os.path.expanduser(models_base_dir)
+    previous = None if no_resume else find_resumable_run(models_base_dir, arguments)
+    subdir = previous or datetime.strftime(datetime.now(), '%Y%m%d-%H%M%S')
+    model_dir = os.path.join(models_base_dir, subdir)
+    os.makedirs(model_dir, exist_ok=True)
+    if previous is None:
+        with atomic_path(os.path.join(model_dir, RUN_FILE)) as temporary, open(temporary, 'w') as f:
+            json.dump({'arguments': arguments}, f, indent=1, default=str)
+    return subdir, model_dir, previous is not None
+
+
+def mark_finished(model_dir):
+    """A finished run is never resumed."""
+    with open(os.path.join(model_dir, FINISHED_FILE), 'w') as f:
+        f.write(datetime.now().isoformat() + '\n')
 
 
 def find_resumable_run(models_base_dir, arguments):
@@ -51,11 +65,11 @@ def find_resumable_run(models_base_dir, arguments):
         return None
     for subdir in sorted(os.listdir(models_base_dir), reverse=True):
         folder = os.path.join(models_base_dir, subdir)
-        if os.path.exists(os.path.join(folder, _FINISHED)) or \
-                tf.train.latest_checkpoint(os.path.join(folder, 'training_state')) is None:
+        if os.path.exists(os.path.join(folder, FINISHED_FILE)) or \
+                tf.train.latest_checkpoint(os.path.join(folder, STATE_DIR)) is None:
             continue
         try:
-            with open(os.path.join(folder, 'run.json')) as f:
+            with open(os.path.join(folder, RUN_FILE)) as f:
                 recorded = json.load(f)['arguments']
         except (OSError, ValueError, KeyError):
             continue
