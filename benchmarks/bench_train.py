@@ -24,6 +24,7 @@ the round spent in selection.
 """
 import argparse
 import os
+import platform
 import statistics
 import sys
 import time
@@ -47,14 +48,31 @@ from facenet_tf2.training.triplets import sample_people, select_triplet_indices 
 from models import inception_resnet_v1  # noqa: E402
 
 
-def build_trainer(nrof_classes, image_size, weights, precision):
+def cpu_summary():
+    """The CPU model and the instruction sets that decide float32 / bfloat16 / INT8 speed."""
+    model, flags = platform.processor() or 'unknown CPU', set()
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as file:
+            for line in file:
+                if line.startswith('model name') and model in ('unknown CPU', platform.processor()):
+                    model = line.split(':', 1)[1].strip()
+                elif line.startswith('flags'):
+                    flags = set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    wanted = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8')
+    return f'CPU: {model}, {os.cpu_count()} cores; flags: {" ".join(f for f in wanted if f in flags) or "none of"} ' \
+           f'(of {", ".join(wanted)})'
+
+
+def build_trainer(nrof_classes, image_size, weights, precision, fused=True):
     keras.utils.set_random_seed(666)
     keras.mixed_precision.set_global_policy('mixed_bfloat16' if precision == 'bfloat16' else 'float32')
     try:
         trainer = Trainer(tf.distribute.get_strategy(),
                           lambda: inception_resnet_v1.build_model(image_size=image_size, dropout_keep_prob=0.8,
                                                                   bottleneck_layer_size=128, weight_decay=5e-4),
-                          softmax_modules(nrof_classes, 128, 5e-4, 0.95), optimizer='ADAGRAD')
+                          softmax_modules(nrof_classes, 128, 5e-4, 0.95), optimizer='ADAGRAD', fused_updates=fused)
     finally:
         keras.mixed_precision.set_global_policy('float32')
     trainer.build(128)
@@ -140,6 +158,9 @@ def main(argv=None):
     parser.add_argument('--steps_per_round', type=int, default=3)
     parser.add_argument('--loss_curve', type=int, default=0, help='steps of float32 vs bfloat16 losses to print')
     parser.add_argument('--triplet', action='store_true', help="time train_tripletloss.py's loop (see above)")
+    parser.add_argument('--before', action='store_true',
+                        help='also time the step as it was before the fused updates (element-wise optimizer and EMA '
+                             'ops), the same-run baseline that the ratios to the original carry over from')
     parser.add_argument('--people_per_batch', type=int, default=45)
     parser.add_argument('--images_per_person', type=int, default=40)
     parser.add_argument('--alpha', type=float, default=0.2)
@@ -150,9 +171,14 @@ def main(argv=None):
     weights = pretrained_weights(args.pretrained_model) if args.pretrained_model else None
     if args.triplet:
         return triplet_benchmark(args, dataset, image_paths, labels, weights)
+    print(cpu_summary())
     trainers = {precision: build_trainer(len(dataset), args.image_size, weights, precision)
                 for precision in ('float32', 'bfloat16')}
     train = [TrainContender(f'train {p}', t, image_paths, labels, args) for p, t in trainers.items()]
+    if args.before:
+        train.insert(0, TrainContender('float32 before', build_trainer(len(dataset), args.image_size, weights,
+                                                                       'float32', fused=False),
+                                       image_paths, labels, args))
     images = next(iter(training_batches(image_paths, labels, 0, args.image_size, args.batch_size, seed=2)))[0]
     inference = InferenceContender(trainers['float32'].network, images)
     for contender in train + [inference]:  # warm-up: tracing, first allocations
@@ -174,6 +200,10 @@ def main(argv=None):
               f'{statistics.median(contender.waits):16.4f} {inference_rate / rate:19.2f}')
         print(f'  traced {contender.step.tracing_count()} time(s); input wait in total '
               f'{sum(contender.waits):.3f} s of {sum(contender.times):.1f} s')
+    if args.before:
+        before = statistics.median(train[0].times)
+        print('speed-up over the step before the fused updates (same run): ' + ', '.join(
+            f'{contender.name} {before / statistics.median(contender.times):.2f}x' for contender in train[1:]))
     if args.loss_curve:
         curves = {}
         for precision in ('float32', 'bfloat16'):

@@ -109,3 +109,44 @@ def test_batch_norm_folding_keeps_the_outputs(v2):
 def test_model_def_modules_keep_the_original_interface(module):
     assert callable(module.inference) and callable(module.build_model)
     assert module.build_model.__module__ in weights.ARCHITECTURES.values()  # a facade over facenet_tf2.nets
+
+
+def test_bfloat16_training_runs_1x1_convolutions_as_matrix_products_with_the_same_result():
+    """Conv2dBN / Conv2dBias: a 1x1 stride-1 layer in a bfloat16 training pass is a matrix product
+    (oneDNN's bfloat16 backward-weights convolution is slow for these shapes); its outputs and
+    gradients equal the convolution's; inference, float32 and 3x3 layers keep the convolution."""
+    import tensorflow as tf
+    from facenet_tf2.nets.layers import Conv2dBN, conv2d_bias
+    rng = np.random.default_rng(3)
+    images = rng.standard_normal((4, 5, 5, 24)).astype(np.float32)
+    keras.mixed_precision.set_global_policy('mixed_bfloat16')
+    try:
+        layers = {'bn 1x1': Conv2dBN(16, 1, name='a'), 'bias 1x1': conv2d_bias(16, 1, name='b'),
+                  'bn 3x3': Conv2dBN(16, 3, name='c')}
+    finally:
+        keras.mixed_precision.set_global_policy('float32')
+    float_layer = Conv2dBN(16, 1, name='d')
+    for layer in (*layers.values(), float_layer):
+        layer.build(images.shape)
+    assert layers['bn 1x1']._runs_as_matmul(True) and layers['bias 1x1']._runs_as_matmul(True)
+    assert not layers['bn 1x1']._runs_as_matmul(False) and not layers['bn 3x3']._runs_as_matmul(True)
+    assert not float_layer._runs_as_matmul(True)
+    for name in ('bn 1x1', 'bias 1x1'):
+        layer = layers[name]
+        layer.kernel.assign(rng.standard_normal(layer.kernel.shape).astype(np.float32) * 0.2)
+        x = tf.cast(tf.constant(images), tf.bfloat16)
+        results = []
+        for product in (True, False):
+            with tf.GradientTape() as tape:
+                with keras.src.backend.AutocastScope('bfloat16'):
+                    outputs = layer._pointwise(x) if product else keras.layers.Conv2D.call(layer, x)
+                loss = tf.reduce_sum(tf.cast(outputs, tf.float32) ** 2)
+            results.append((tf.cast(outputs, tf.float32).numpy(), tape.gradient(loss, layer.kernel.value).numpy()))
+        (outputs, gradient), (expected_outputs, expected_gradient) = results
+        assert outputs.dtype == expected_outputs.dtype and np.abs(expected_outputs).max() > 0.5
+        np.testing.assert_allclose(outputs, expected_outputs, atol=0.02 * np.abs(expected_outputs).max())
+        np.testing.assert_allclose(gradient, expected_gradient, atol=0.02 * np.abs(expected_gradient).max())
+        # the training call takes that path: the same outputs as the product
+        trained = layer(x, training=True) if name == 'bias 1x1' else None
+        if trained is not None:
+            np.testing.assert_allclose(tf.cast(trained, tf.float32).numpy(), outputs, atol=1e-6)

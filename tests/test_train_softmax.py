@@ -167,6 +167,29 @@ def test_arcface_and_cosface_runs_train(faces, tmp_path, capsys):
         assert len(losses) == 3 and all(np.isfinite(losses)) and losses[0] > 1.0
 
 
+def test_bfloat16_trains_and_falls_back_to_float32_where_the_cpu_has_no_bfloat16(faces, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """--precision bfloat16 trains in bfloat16 (finite losses, float32 weights saved); on a CPU
+    without bfloat16 instructions (devices.native_bfloat16 False) the run says so in one line and
+    trains in float32, the same losses as a float32 run."""
+    from facenet_tf2.training import startup
+    runs = {}
+    for name, precision, native in (('bf16', 'bfloat16', True), ('fallback', 'bfloat16', False),
+                                    ('f32', 'float32', True)):
+        monkeypatch.setattr(startup, 'native_bfloat16', lambda native=native: native)
+        result = run_in_process(train_softmax, tiny_run_arguments(
+            faces, tmp_path / name, '--batch_size', 8, '--epoch_size', 3, '--max_nrof_epochs', 1, '--seed', 5,
+            '--precision', precision), capsys)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = ([float(line.split('\tLoss ')[1].split('\t')[0]) for line in result.stdout.splitlines()
+                       if line.startswith('Epoch: [1]')], result.stdout + result.stderr)
+    assert 'this CPU has no bfloat16 instructions' in runs['fallback'][1]
+    assert 'no bfloat16 instructions' not in runs['bf16'][1]
+    assert runs['fallback'][0] == runs['f32'][0] and len(runs['f32'][0]) == 3
+    assert all(np.isfinite(runs['bf16'][0])) and runs['bf16'][0] != runs['f32'][0]
+    np.testing.assert_allclose(runs['bf16'][0], runs['f32'][0], rtol=0.05)
+
+
 def _one_line_error(result, *expected):
     assert result.returncode == 1, result.stdout[-1000:] + result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]

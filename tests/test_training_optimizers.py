@@ -85,9 +85,10 @@ def _tf1_run(name, hparams, initial, steps):
                      optimizer._get_beta_accumulators() if name == 'ADAM' else None)
 
 
-def _keras_run(name, hparams, initial, steps):
-    """Ours, the step a tf.function traced once; yields the same state as _tf1_run, then the trace count."""
-    optimizer = create_optimizer(name, steps[0]['learning_rate'], **(hparams or {}))
+def _keras_run(name, hparams, initial, steps, fused=True):
+    """Ours, the step a tf.function traced once; yields the same state as _tf1_run, then the trace count.
+    fused: dense gradients through TF's apply kernels, else the element-wise rule."""
+    optimizer = create_optimizer(name, steps[0]['learning_rate'], fused=fused, **(hparams or {}))
     variables = {key: keras.Variable(value, name=key, trainable=key != 'centers') for key, value in initial.items()}
     assert not variables['centers'].trainable
     # Slots are variables: created in the first trace, they would make tf.function trace twice.
@@ -110,12 +111,13 @@ def _keras_run(name, hparams, initial, steps):
     yield len(traces)
 
 
+@pytest.mark.parametrize('fused', [True, False], ids=['fused', 'element-wise'])
 @pytest.mark.parametrize('hparams', ['original', 'other'])
 @pytest.mark.parametrize('name', OPTIMIZERS)
-def test_matches_tf1_optimizer_step_by_step(name, hparams):
+def test_matches_tf1_optimizer_step_by_step(name, hparams, fused):
     hparams = None if hparams == 'original' else OTHER_HPARAMS[name]
     initial, steps = _problem()
-    ours = list(_keras_run(name, hparams, initial, steps))
+    ours = list(_keras_run(name, hparams, initial, steps, fused))
     trace_count = ours.pop()
     assert trace_count == 1
     expected = list(_tf1_run(name, hparams, initial, steps))
@@ -373,6 +375,10 @@ def test_centered_rmsprop_matches_tf1_step_by_step_and_its_formula():
     initial, steps = _problem(1)
     ours = list(_keras_run('RMSPROP', CENTERED, initial, steps))
     assert ours.pop() == 1
+    elementwise = list(_keras_run('RMSPROP', CENTERED, initial, steps, fused=False))[:-1]
+    for fused_state, rule_state in zip(ours, elementwise):
+        for key in fused_state:
+            _close(fused_state[key], rule_state[key])
     expected = list(_tf1_run('RMSPROP', CENTERED, initial, steps))
     for step, (our_state, tf1_state) in enumerate(zip(ours, expected)):
         assert sorted(our_state) == sorted(tf1_state) and 'weights/mg' in our_state

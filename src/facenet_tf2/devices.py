@@ -20,3 +20,29 @@ def configure_tensorflow(threads=None, gpu_memory_fraction=1.0):
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:  # the GPU is already initialised: nothing to change any more
                 pass
+
+
+# CPU feature flags (/proc/cpuinfo `flags` on x86, `Features` on Arm) with bfloat16 arithmetic.
+BFLOAT16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16', 'bf16')
+
+
+def cpu_flags(cpuinfo='/proc/cpuinfo'):
+    """The CPU's feature flags, or None where the system does not list them."""
+    try:
+        with open(cpuinfo, encoding='utf-8', errors='replace') as file:
+            for line in file:
+                key, _, value = line.partition(':')
+                if key.strip() in ('flags', 'Features'):
+                    return set(value.split())
+    except OSError:
+        return None
+    return None
+
+
+def native_bfloat16(cpuinfo='/proc/cpuinfo'):
+    """Whether bfloat16 compute runs on hardware made for it: a GPU, or a CPU with one of
+    BFLOAT16_CPU_FLAGS. Unknown flags count as yes (nothing to go on)."""
+    if tf.config.list_physical_devices('GPU'):
+        return True
+    flags = cpu_flags(cpuinfo)
+    return flags is None or any(flag in flags for flag in BFLOAT16_CPU_FLAGS)

@@ -16,7 +16,7 @@ from facenet_tf2.pretrained import PRETRAINED_MODELS
 from facenet_tf2.runfiles import read_learning_rate_schedule
 
 # Flags that do not change what a run computes: a restart may differ in them and still resume.
-NOT_PART_OF_THE_RUN = frozenset({'no_resume', 'gpu_memory_fraction', 'nrof_preprocess_threads'})
+NOT_PART_OF_THE_RUN = frozenset({'no_resume', 'gpu_memory_fraction', 'nrof_preprocess_threads', 'jit_compile'})
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class TrainingConfig:  # pylint: disable=too-many-instance-attributes
     distribution: str
     sync_batch_norm: bool
     precision: str
+    jit_compile: bool
     no_resume: bool
 
     @classmethod

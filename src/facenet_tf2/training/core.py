@@ -92,16 +92,19 @@ class Trainer:
     network: the Keras embedding network (images -> prelogits). modules: {name: Keras layer} the
     script trains beside it (the `Logits` head; `CenterLoss` whose non-trainable `centers` the
     optimizer steps too). Build inside strategy.scope() is done here: pass builders (callables
-    returning the layer), so every variable is created under the strategy.
+    returning the layer), so every variable is created under the strategy. fused_updates: the
+    optimizer and the EMA update each variable with one TF apply kernel (default); False runs their
+    rules as element-wise ops (the step before the fused kernels, kept to time against).
     """
 
     def __init__(self, strategy, build_network, modules=None, optimizer='ADAGRAD', moving_average_decay=0.9999,
-                 optimizer_hparams=None, sync_batch_norm=False, loss_scale=False, seed=None):
+                 optimizer_hparams=None, sync_batch_norm=False, loss_scale=False, seed=None, fused_updates=True,
+                 jit_compile=False):
         self.strategy = strategy
         with strategy.scope():
             self.network = build_network()
             self.modules = {name: build() for name, build in (modules or {}).items()}
-            self.optimizer = create_optimizer(optimizer, 0.0, **(optimizer_hparams or {}))
+            self.optimizer = create_optimizer(optimizer, 0.0, fused=fused_updates, **(optimizer_hparams or {}))
             if loss_scale:  # float16 compute: dynamic loss scaling keeps small gradients representable
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
@@ -111,6 +114,8 @@ class Trainer:
         for index, layer in enumerate(seeded_dropout_layers(self.network)):
             layer.step_seed = functools.partial(self.dropout_seed, index)
         self.moving_average_decay = moving_average_decay
+        self.fused_updates = bool(fused_updates)
+        self.jit_compile = bool(jit_compile)
         self.ema = None
         self._step_functions = {}
 
@@ -123,7 +128,8 @@ class Trainer:
                 if not module.built:
                     module.build((None, embedding_size))
             self.optimizer.build(self.optimized_variables())
-            self.ema = ExponentialMovingAverage(self.averaged_variables(), self.moving_average_decay)
+            self.ema = ExponentialMovingAverage(self.averaged_variables(), self.moving_average_decay,
+                                                fused=self.fused_updates)
 
     def trained_modules(self):
         return [self.network, *self.modules.values()]
@@ -187,6 +193,15 @@ class Trainer:
         replica = context.replica_id_in_sync_group if context is not None else 0
         return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
 
+    def distribute(self, dataset):
+        """`dataset` as the step takes it: split over the strategy's replicas (tf.distribute
+        prefetches each replica's part to its device), or, on one GPU without a distribution
+        strategy, prefetched to that GPU so that no step waits for a host-to-device copy."""
+        gpus = tf.config.list_logical_devices('GPU')
+        if gpus and self.strategy is tf.distribute.get_strategy():  # the default strategy, outside any scope
+            return dataset.apply(tf.data.experimental.prefetch_to_device(gpus[0].name, buffer_size=2))
+        return self.strategy.experimental_distribute_dataset(dataset)
+
     # -- the step ----------------------------------------------------------------------------
     def set_learning_rate(self, learning_rate):
         getattr(self.optimizer, 'inner_optimizer', self.optimizer).learning_rate.assign(learning_rate)
@@ -230,9 +245,11 @@ class Trainer:
             with tf.GradientTape() as tape:
                 tape.watch(watched)
                 loss, metrics, updates = loss_fn(self, inputs, global_batch_size)
-                terms = [tf.cast(term, tf.float32) for module in self.trained_modules() for term in module.losses]
-                replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-                regularization = tf.add_n(terms) / replicas if terms else tf.constant(0.0)
+                with tf.name_scope('weight_decay'):
+                    terms = [tf.cast(term, tf.float32) for module in self.trained_modules()
+                             for term in module.losses]
+                    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+                    regularization = tf.add_n(terms) / replicas if terms else tf.constant(0.0)
                 total = loss + regularization
                 scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, 'inner_optimizer') else total
             gradients = tape.gradient(scaled, sources)
@@ -261,7 +278,8 @@ class Trainer:
             self.global_step.assign_add(1)
             return results
 
+        jit = True if self.jit_compile else None
         if input_spec is None:
-            return tf.function(step)
-        return tf.function(step, input_signature=[input_spec, tf.TensorSpec([], tf.float32)])
+            return tf.function(step, jit_compile=jit)
+        return tf.function(step, input_signature=[input_spec, tf.TensorSpec([], tf.float32)], jit_compile=jit)
 

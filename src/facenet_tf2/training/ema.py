@@ -10,11 +10,17 @@ import tensorflow as tf
 
 
 class ExponentialMovingAverage(tf.Module):
-    """Shadows of `variables` (tf/Keras variables); `shadows[i]` follows `variables[i]`."""
+    """Shadows of `variables` (tf/Keras variables); `shadows[i]` follows `variables[i]`.
 
-    def __init__(self, variables, decay):
+    fused: move each shadow with one kernel (`ResourceApplyGradientDescent`: shadow -= rate * delta,
+    delta = shadow - variable), the same arithmetic as TF1's assign_moving_average without a pass
+    that writes rate * delta out; False runs it as separate sub, mul and assign_sub ops.
+    """
+
+    def __init__(self, variables, decay, fused=True):
         super().__init__(name='ExponentialMovingAverage')
         self.decay = float(decay)
+        self.fused = bool(fused)
         self.averaged = list(variables)
         self.shadows = [tf.Variable(tf.convert_to_tensor(variable), trainable=False, name=_leaf(variable))
                         for variable in self.averaged]
@@ -22,11 +28,16 @@ class ExponentialMovingAverage(tf.Module):
     def apply(self, step):
         """Moves every shadow towards its variable's current value; `step` is the global step before
         this train step (an int tensor)."""
-        step = tf.cast(step, tf.float32)
-        decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
-        for shadow, variable in zip(self.shadows, self.averaged):
-            rate = tf.cast(1.0 - decay, shadow.dtype)
-            shadow.assign_sub(rate * (shadow - tf.cast(tf.convert_to_tensor(variable), shadow.dtype)))
+        with tf.name_scope('ExponentialMovingAverage'):
+            step = tf.cast(step, tf.float32)
+            decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
+            for shadow, variable in zip(self.shadows, self.averaged):
+                rate = tf.cast(1.0 - decay, shadow.dtype)
+                delta = shadow - tf.cast(tf.convert_to_tensor(variable), shadow.dtype)
+                if self.fused:
+                    tf.raw_ops.ResourceApplyGradientDescent(var=shadow.handle, alpha=rate, delta=delta)
+                else:
+                    shadow.assign_sub(rate * delta)
 
 
 def _leaf(variable):

@@ -55,6 +55,17 @@ def accuracy(labels, logits, global_batch_size=None):
     return _batch_mean(tf.cast(tf.equal(predicted, _flat_labels(labels)), tf.float32), global_batch_size)
 
 
+def fixed_width_histogram(values, value_range, nbins):
+    """tf.histogram_fixed_width(values, value_range, nbins) (int32 counts) with ops XLA compiles: the
+    kernel's own bin rule, index = min(trunc((max(v, lo) - lo) / ((hi - lo) / nbins)), nbins - 1) in
+    double precision, counted with a segment sum (HistogramFixedWidth has no XLA kernel)."""
+    low, high = float(value_range[0]), float(value_range[1])
+    values = tf.reshape(tf.cast(values, tf.float32), [-1])
+    step = (high - low) / nbins
+    index = tf.cast(tf.minimum(tf.cast(tf.maximum(values, low) - low, tf.float64) / step, nbins - 1.0), tf.int32)
+    return tf.math.unsorted_segment_sum(tf.ones_like(index), index, nbins)
+
+
 def prelogits_norm(prelogits, p, global_batch_size=None):
     """mean over the batch of norm(|prelogits| + 1e-4, ord=p), the original's prelogits norm."""
     prelogits = tf.cast(prelogits, tf.float32)

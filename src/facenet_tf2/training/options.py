@@ -59,7 +59,12 @@ def add_common_arguments(parser, batch_size, learning_rate_schedule_file):
     add('--sync_batch_norm', action='store_true',
         help='BatchNorm statistics over the global batch (all replicas), as one device would compute them.')
     add('--precision', choices=['float32', 'bfloat16', 'float16'], default='float32',
-        help='Compute precision (Keras mixed precision; weights stay float32; float16 uses loss scaling).')
+        help='Compute precision (Keras mixed precision; weights stay float32; float16 uses loss scaling). On a CPU '
+             'without bfloat16 instructions (avx512_bf16 / amx_bf16) bfloat16 is slower than float32: the run says '
+             'so and trains in float32.')
+    add('--jit_compile', action='store_true',
+        help='Compile the train step with XLA. Off by default: on CPUs it loses (oneDNN convolutions are faster), '
+             'see the README performance notes; try it on a GPU.')
     add('--no_resume', action='store_true',
         help='Start a new run even if an interrupted run with the same arguments can be resumed.')
 

@@ -65,7 +65,7 @@ class Run:  # pylint: disable=too-many-instance-attributes
         training stream, from input_position on (data.training_batches), --batch_size each."""
         dataset = training_batches(image_paths, labels, control, self.config.image_size, self.config.batch_size,
                                    self.config.seed, start=self.input_position, unreadable=unreadable)
-        return iter(self.trainer.strategy.experimental_distribute_dataset(dataset))
+        return iter(self.trainer.distribute(dataset))
 
     def step(self, step_fn, batches, global_batch_size, epoch):
         """Runs one train step on the next batch of the iterator `batches`; returns its metrics as

@@ -70,8 +70,8 @@ def softmax_loss(prelogits_norm_p=1.0, prelogits_norm_loss_factor=0.0, center_lo
             'prelogits_norm': norm,
             'center_loss': center_loss,
             'accuracy': losses.accuracy(labels, plain_logits, global_batch_size),
-            'prelogits_hist': tf.histogram_fixed_width(tf.minimum(tf.abs(prelogits), prelogits_hist_max),
-                                                       [0.0, prelogits_hist_max], nbins=PRELOGITS_HIST_BINS),
+            'prelogits_hist': losses.fixed_width_histogram(tf.minimum(tf.abs(prelogits), prelogits_hist_max),
+                                                              [0.0, prelogits_hist_max], PRELOGITS_HIST_BINS),
             'outputs': {'prelogits': prelogits, 'logits': logits},
         }
         if len(inputs) > 2:

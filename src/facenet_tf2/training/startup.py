@@ -6,7 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
-from facenet_tf2.devices import configure_tensorflow
+from facenet_tf2.devices import BFLOAT16_CPU_FLAGS, configure_tensorflow, native_bfloat16
 from facenet_tf2.errors import TrainingInputError
 from facenet_tf2.model_io import load_keras_network
 from facenet_tf2.training.core import Trainer, import_network, make_strategy
@@ -50,7 +50,12 @@ def start_run(config, script_path, modules, stats, rows):
     log.info(f'Model directory: {folders.model_dir}')
     log.info(f'Log directory: {folders.log_dir}')
     keras.utils.set_random_seed(config.seed)  # the original's tf.set_random_seed: the same start for the same seed
-    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[config.precision])
+    precision = config.precision
+    if precision == 'bfloat16' and not native_bfloat16():
+        log.warning('--precision bfloat16: this CPU has no bfloat16 instructions (%s), so bfloat16 would train '
+                    'slower than float32; training in float32', ', '.join(BFLOAT16_CPU_FLAGS))
+        precision = 'float32'
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
     try:
         trainer = Trainer(strategy,
                           lambda: network.build_model(image_size=config.image_size,
@@ -58,8 +63,8 @@ def start_run(config, script_path, modules, stats, rows):
                                                       bottleneck_layer_size=config.embedding_size,
                                                       weight_decay=config.weight_decay),
                           modules, optimizer=config.optimizer, moving_average_decay=config.moving_average_decay,
-                          sync_batch_norm=config.sync_batch_norm, loss_scale=config.precision == 'float16',
-                          seed=config.seed)
+                          sync_batch_norm=config.sync_batch_norm, loss_scale=precision == 'float16',
+                          seed=config.seed, jit_compile=config.jit_compile)
     finally:
         keras.mixed_precision.set_global_policy('float32')
     trainer.build(config.embedding_size)

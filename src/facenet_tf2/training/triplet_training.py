@@ -116,7 +116,7 @@ class SampleEmbedder:
         embeddings = np.full((len(image_paths), embedding_size), np.nan)
         dataset = create_input_pipeline(image_paths, np.arange(len(image_paths)), self.control, self.image_size,
                                         self.batch_size, seed=seed, unreadable=self.unreadable)
-        for batch in self.trainer.strategy.experimental_distribute_dataset(dataset):
+        for batch in self.trainer.distribute(dataset):
             batch_embeddings, indices = self.forward(batch)
             embeddings[indices.numpy()] = batch_embeddings.numpy()
         return embeddings
@@ -201,7 +201,7 @@ class VggFacePlan(EpochPlan):
                       f'{rounds_done}, {self.empty_rounds} such round(s) so far): nothing to train on, skipped')
                 continue
             labels = np.repeat(np.arange(len(nrof_images_per_class)), nrof_images_per_class)
-            distributed = trainer.strategy.experimental_distribute_dataset(triplet_batches(
+            distributed = trainer.distribute(triplet_batches(
                 image_paths, labels, triplets, self.control, config.image_size, config.batch_size,
                 round_seed(config.seed, rounds_done, 1)))
             if self.step_function is None:  # traced once for every round's batches, the smaller last ones too
@@ -233,7 +233,7 @@ class OnlinePlan(EpochPlan):
         people = config.batch_size // config.images_per_person
         dataset = pk_image_batches(train_set, people, config.images_per_person, config.image_size, control,
                                    config.seed, start=run.input_position, unreadable=self.unreadable)
-        distributed = run.trainer.strategy.experimental_distribute_dataset(dataset)
+        distributed = run.trainer.distribute(dataset)
         self.batches = iter(distributed)
         # Batches shrink where unreadable files are left out: one trace for every batch size.
         self.step_function = run.trainer.train_step(online_triplet_loss(config.triplet_strategy, config.alpha),
