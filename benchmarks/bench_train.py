@@ -6,12 +6,17 @@ Contenders, interleaved round by round (the machine may be shared; the figures a
 - train float32: one train_softmax step of Inception-ResNet-v1 at 160 px (softmax head, centre loss,
   prelogits norm, weight decay, ADAGRAD, EMA), batch --batch_size, fed by the training tf.data stream
   from --data_dir (decode, random crop/flip): images/s, and the time the step waited for its batch;
-- train bfloat16: the same step under Keras mixed precision (float32 master weights);
+- train bfloat16: the same step under Keras mixed precision (float32 master weights); --precisions picks
+  them (float16, with loss scaling, on a GPU);
+- with --before, the float32 and bfloat16 steps as they were before the training-speed work
+  (step_before_the_speed_work), so that speed-ups are ratios measured in one run;
 - inference: the embedding function facenet.load_model runs for the same network (BatchNorm folded),
   on batches of the same size, images/s.
 It prints the ratio of a training image's time to an inference image's (the goal: at most 3.5),
-that the train step traced once, and, with --loss_curve N, the losses of N float32 and N bfloat16
-steps from the same weights on the same batches, to show what bfloat16 does to the loss curve.
+that the train step traced once, the CPU model and flags, and, with --loss_curve N, the losses of N
+float32 and N bfloat16 steps from the same weights on the same batches (means over windows, and the
+float32 run's step-to-step noise against the bfloat16 run's distance from it), to show what
+bfloat16 does to the loss curve.
 
 With --triplet the contenders are inference and train_tripletloss.py's default loop instead: per
 sampling round (--people_per_batch x --images_per_person images), the forward pass in training mode,
@@ -23,6 +28,7 @@ the round spent in selection.
         --people_per_batch 15 --images_per_person 8
 """
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -65,14 +71,48 @@ def cpu_summary():
            f'(of {", ".join(wanted)})'
 
 
+@contextlib.contextmanager
+def step_before_the_speed_work():
+    """Rebuilds, in this process only, the train step as it was before the training-speed work
+    (issue 18), so that the new step is timed against it in the same run: Keras' L2 weight decay
+    (square, sum, multiply) instead of slim's L2Loss, BatchNorm on float32 copies of bfloat16
+    activations, 1x1 layers as convolutions in bfloat16 too. With fused=False in build_trainer
+    (element-wise optimizer and EMA) that is the whole old step. Active while the network is built
+    and while the step is traced."""
+    from facenet_tf2.nets import layers as net_layers  # pylint: disable=import-outside-toplevel
+    from facenet_tf2.training import losses  # pylint: disable=import-outside-toplevel
+    saved = (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._PointwiseMatmul._runs_as_matmul,
+             net_layers.SlimBatchNormalization.call)
+    batch_norm_call = saved[3]
+
+    def keras_l2(weight_decay):
+        return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+
+    def float32_batch_norm(self, inputs, training=None, mask=None):
+        if training and inputs.dtype in (tf.bfloat16, tf.float16):
+            inputs = tf.cast(inputs, tf.float32)
+        return batch_norm_call(self, inputs, training=training, mask=mask)
+
+    net_layers.l2_regularizer = losses.l2_regularizer = keras_l2
+    net_layers._PointwiseMatmul._runs_as_matmul = lambda self, training: False
+    net_layers.SlimBatchNormalization.call = float32_batch_norm
+    try:
+        yield
+    finally:
+        (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._PointwiseMatmul._runs_as_matmul,
+         net_layers.SlimBatchNormalization.call) = saved
+
+
 def build_trainer(nrof_classes, image_size, weights, precision, fused=True):
     keras.utils.set_random_seed(666)
-    keras.mixed_precision.set_global_policy('mixed_bfloat16' if precision == 'bfloat16' else 'float32')
+    keras.mixed_precision.set_global_policy({'bfloat16': 'mixed_bfloat16', 'float16': 'mixed_float16'}.get(
+        precision, 'float32'))
     try:
         trainer = Trainer(tf.distribute.get_strategy(),
                           lambda: inception_resnet_v1.build_model(image_size=image_size, dropout_keep_prob=0.8,
                                                                   bottleneck_layer_size=128, weight_decay=5e-4),
-                          softmax_modules(nrof_classes, 128, 5e-4, 0.95), optimizer='ADAGRAD', fused_updates=fused)
+                          softmax_modules(nrof_classes, 128, 5e-4, 0.95), optimizer='ADAGRAD', fused_updates=fused,
+                          loss_scale=precision == 'float16')
     finally:
         keras.mixed_precision.set_global_policy('float32')
     trainer.build(128)
@@ -83,8 +123,8 @@ def build_trainer(nrof_classes, image_size, weights, precision, fused=True):
 
 
 class TrainContender:
-    def __init__(self, name, trainer, image_paths, labels, args):
-        self.name, self.trainer, self.batch_size = name, trainer, args.batch_size
+    def __init__(self, name, trainer, image_paths, labels, args, context=contextlib.nullcontext):
+        self.name, self.trainer, self.batch_size, self.context = name, trainer, args.batch_size, context
         self.step = trainer.train_step(softmax_loss(1.0, 5e-4, 0.01))
         self.batches = iter(training_batches(image_paths, labels, RANDOM_CROP * args.random_crop + RANDOM_FLIP,
                                              args.image_size, args.batch_size, seed=1))
@@ -95,7 +135,8 @@ class TrainContender:
             start = time.perf_counter()
             batch = next(self.batches)
             waited = time.perf_counter() - start
-            loss = float(self.step(batch, self.batch_size)['loss'])
+            with self.context():  # matters only while the step is traced, in the first run
+                loss = float(self.step(batch, self.batch_size)['loss'])
             self.times.append(time.perf_counter() - start)
             self.waits.append(waited)
             self.losses.append(loss)
@@ -156,11 +197,16 @@ def main(argv=None):
     parser.add_argument('--random_crop', action='store_true', help='the data is larger than image_size')
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--steps_per_round', type=int, default=3)
-    parser.add_argument('--loss_curve', type=int, default=0, help='steps of float32 vs bfloat16 losses to print')
+    parser.add_argument('--loss_curve', type=int, default=0,
+                        help='steps of float32 vs bfloat16 (or the last of --precisions) losses to print')
+    parser.add_argument('--precisions', nargs='+', default=['float32', 'bfloat16'],
+                        choices=['float32', 'bfloat16', 'float16'],
+                        help='train contenders (float32 first: the inference contender runs its network; float16 '
+                             'with loss scaling, GPU only)')
     parser.add_argument('--triplet', action='store_true', help="time train_tripletloss.py's loop (see above)")
     parser.add_argument('--before', action='store_true',
-                        help='also time the step as it was before the fused updates (element-wise optimizer and EMA '
-                             'ops), the same-run baseline that the ratios to the original carry over from')
+                        help='also time the float32 and bfloat16 steps as they were before the speed work (see '
+                             'step_before_the_speed_work), the same-run baseline that ratios to the original carry over from')
     parser.add_argument('--people_per_batch', type=int, default=45)
     parser.add_argument('--images_per_person', type=int, default=40)
     parser.add_argument('--alpha', type=float, default=0.2)
@@ -173,14 +219,16 @@ def main(argv=None):
         return triplet_benchmark(args, dataset, image_paths, labels, weights)
     print(cpu_summary())
     trainers = {precision: build_trainer(len(dataset), args.image_size, weights, precision)
-                for precision in ('float32', 'bfloat16')}
+                for precision in args.precisions}
     train = [TrainContender(f'train {p}', t, image_paths, labels, args) for p, t in trainers.items()]
     if args.before:
-        train.insert(0, TrainContender('float32 before', build_trainer(len(dataset), args.image_size, weights,
-                                                                       'float32', fused=False),
-                                       image_paths, labels, args))
+        for precision in reversed(args.precisions):
+            with step_before_the_speed_work():
+                trainer = build_trainer(len(dataset), args.image_size, weights, precision, fused=False)
+            train.insert(0, TrainContender(f'{precision} before', trainer, image_paths, labels, args,
+                                           step_before_the_speed_work))
     images = next(iter(training_batches(image_paths, labels, 0, args.image_size, args.batch_size, seed=2)))[0]
-    inference = InferenceContender(trainers['float32'].network, images)
+    inference = InferenceContender(next(iter(trainers.values())).network, images)
     for contender in train + [inference]:  # warm-up: tracing, first allocations
         contender.run(1)
         contender.times.clear()
@@ -202,20 +250,27 @@ def main(argv=None):
               f'{sum(contender.waits):.3f} s of {sum(contender.times):.1f} s')
     if args.before:
         before = statistics.median(train[0].times)
-        print('speed-up over the step before the fused updates (same run): ' + ', '.join(
+        print('speed-up over the float32 step before the speed work (same run): ' + ', '.join(
             f'{contender.name} {before / statistics.median(contender.times):.2f}x' for contender in train[1:]))
     if args.loss_curve:
+        low = next((p for p in reversed(args.precisions) if p != 'float32'), 'bfloat16')
         curves = {}
-        for precision in ('float32', 'bfloat16'):
+        for precision in ('float32', low):
             contender = TrainContender(precision, build_trainer(len(dataset), args.image_size, weights, precision),
                                        image_paths, labels, args)
             contender.run(args.loss_curve)
             curves[precision] = np.array(contender.losses)
-        print('step  loss float32  loss bfloat16')
-        for k, (a, b) in enumerate(zip(curves['float32'], curves['bfloat16']), start=1):
-            print(f'{k:4d}  {a:12.4f}  {b:13.4f}')
-        print(f'largest relative difference of the loss: '
-              f'{np.max(np.abs(curves["bfloat16"] - curves["float32"]) / np.abs(curves["float32"])):.2e}')
+        float32, other = curves['float32'], curves[low]
+        window = max(1, min(20, len(float32) // 10))
+        print(f'steps        mean loss float32  mean loss {low:9s}   (windows of {window} steps)')
+        for start in range(0, len(float32), window):
+            print(f'{start + 1:4d}-{min(start + window, len(float32)):<4d}  {float32[start:start + window].mean():17.4f}  '
+                  f'{other[start:start + window].mean():18.4f}')
+        noise = np.median(np.abs(np.diff(float32))) if len(float32) > 1 else float('nan')
+        deviation = np.median(np.abs(other - float32))
+        print(f'step-to-step noise of float32 (median |loss[k] - loss[k-1]|): {noise:.4f}; {low} against float32 '
+              f'at the same step, median |difference| {deviation:.4f} (within the noise: {deviation <= noise}), '
+              f'largest relative difference {np.max(np.abs(other - float32) / np.abs(float32)):.2e}')
 
 
 def triplet_benchmark(args, dataset, image_paths, labels, weights):
