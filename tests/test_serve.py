@@ -361,10 +361,10 @@ class SlowService(FaceService):
                          service.margin, service.threshold, service.model_name)
         self.started = started
 
-    def analyse(self, images):
+    def detect(self, images):
         self.started.set()
         time.sleep(1.0)
-        return super().analyse(images)
+        return super().detect(images)
 
 
 def test_graceful_shutdown_finishes_in_flight_requests_and_keeps_the_gallery(service, tmp_path, lfw_dir):

@@ -2,8 +2,9 @@
 
 Photos come as multipart uploads (field `image`; /verify: `image1` and `image2`) or as base64 in
 a JSON body with the same field names. Every answer is JSON; every refusal is a 4xx with one line
-`{"error": "..."}`. Model work goes through one DynamicBatcher (started and stopped with the app's
-lifespan), so photos of concurrent requests share one detector and one model call.
+`{"error": "..."}`. Model work goes through two DynamicBatchers in a pipeline (started and stopped
+with the app's lifespan): photos of concurrent requests share one detector call, and the faces of
+a detected batch share one model call, which runs while the detector takes the next batch.
 
 Access: with an API key, /enroll and DELETE /people/... need it in X-API-Key (401 without, 403
 with a wrong one), and with protect_reads every endpoint but the page, its files and /health does.
@@ -228,14 +229,19 @@ def create_app(service, gallery, settings=None):
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        state['batcher'] = DynamicBatcher(service.analyse, settings.max_batch, settings.batch_window,
-                                          on_batch=metrics.batch, name='facenet-batcher')
+        # The detector thread hands each batch's faces straight to the embedder thread, so one model
+        # call takes a whole detected batch (its items arrive within microseconds: a 1 ms window).
+        state['embedder'] = DynamicBatcher(service.embed, settings.max_batch, 0.001, name='facenet-embedder')
+        state['detector'] = DynamicBatcher(
+            lambda images: [state['embedder'].submit(faces) for faces in service.detect(images)],
+            settings.max_batch, settings.batch_window, on_batch=metrics.batch, name='facenet-detector')
         LOG.info('serving %s, gallery %s (%d people)', service.model_name, gallery.path, gallery.size()[0])
         try:
             yield
         finally:
             # uvicorn has let the in-flight requests finish; what they queued is finished too.
-            await anyio.to_thread.run_sync(state['batcher'].stop)
+            await anyio.to_thread.run_sync(state['detector'].stop)
+            await anyio.to_thread.run_sync(state['embedder'].stop)
             gallery.flush()
             LOG.info('stopped; gallery %s flushed', gallery.path)
 
@@ -292,10 +298,11 @@ def create_app(service, gallery, settings=None):
         for name, data in images:
             decoded.append(await anyio.to_thread.run_sync(decode_image, data, name, settings.max_pixels))
         try:
-            futures = [state['batcher'].submit(image) for image in decoded]
+            detected = [state['detector'].submit(image) for image in decoded]
+            embedded = [await asyncio.wrap_future(future) for future in detected]  # the embedder's futures
         except BatcherStopped:
             raise ApiError(503, 'the server is shutting down; try again on another replica') from None
-        results = [await asyncio.wrap_future(future) for future in futures]
+        results = [await asyncio.wrap_future(future) for future in embedded]
         metrics.faces_found(sum(len(faces) for faces in results))
         return decoded, results
 

@@ -71,9 +71,9 @@ class Metrics:
             lines += ['# HELP facenet_request_seconds Request latency.', '# TYPE facenet_request_seconds histogram']
             for endpoint, histogram in sorted(self.latency.items()):
                 lines += histogram.lines('facenet_request_seconds', f'endpoint="{endpoint}"')
-            lines += ['# HELP facenet_batch_size Photos per detector and model call.',
+            lines += ['# HELP facenet_batch_size Photos per detector call.',
                       '# TYPE facenet_batch_size histogram', *self.batch_sizes.lines('facenet_batch_size'),
-                      '# HELP facenet_batch_seconds Time of one batch (detection and embedding).',
+                      '# HELP facenet_batch_seconds Time of one detector batch.',
                       '# TYPE facenet_batch_seconds histogram', *self.batch_seconds.lines('facenet_batch_seconds'),
                       '# HELP facenet_faces_total Faces detected.', '# TYPE facenet_faces_total counter',
                       f'facenet_faces_total {self.faces}']

@@ -1,7 +1,8 @@
 """What the HTTP service serves: one loaded model and MTCNN, and a gallery kept on disk.
 
-`FaceService.analyse(images)` is the batch function of the service's DynamicBatcher: one detector
-pass over every photo of the batch and one model call over every face found. `GalleryStore` holds
+`FaceService.detect(images)` and `FaceService.embed(found)` are the batch functions of the
+service's two DynamicBatchers: one detector pass over every photo of a batch, then one model call
+over every face found in a batch of photos; `analyse` does both. `GalleryStore` holds
 the gallery index (facenet_tf2.gallery's format, identify.py's files): every change is saved
 atomically before it is reported done, searches and changes are serialised by one lock so no
 search sees a half-applied change, and a read-only replica reloads the file when the writer
@@ -46,8 +47,17 @@ class FaceService:
 
     def analyse(self, images):
         """Per RGB uint8 photo, its faces (facenet_tf2.faces.Face, MTCNN's order) with the embedding of
-        each: a list of (Face, float32 [D]) per photo."""
-        found = detect_faces(images, self.networks, self.margin, self.image_size)
+        each: a list of (Face, float32 [D]) per photo. The two stages, `detect` and `embed`, are
+        also the service's two batch functions (the app pipelines them)."""
+        return self.embed(self.detect(images))
+
+    def detect(self, images):
+        """Per RGB uint8 photo, the faces MTCNN finds in it (one detector pass over all of them)."""
+        return detect_faces(images, self.networks, self.margin, self.image_size)
+
+    def embed(self, found):
+        """Per photo's list of faces (what `detect` gave, from one or several of its calls), those
+        faces with their embeddings, in one model call over every face."""
         crops = [face.crop for faces in found for face in faces]
         embeddings = embed_crops(self.model, np.stack(crops), self.standardization) if crops else \
             np.zeros((0, self.model.embedding_size), np.float32)
