@@ -426,3 +426,28 @@ def test_a_references_descriptive_hparams_are_split_off_and_slot_initial_values_
     assert initial_value(optimizer, variable, 'mg_init').shape == (2, 3)
     assert initial_value(optimizer, variable, 'beta1_power_init') is None
     assert initial_value(create_optimizer('ADAM'), variable, 'colour') is None
+
+
+def test_ema_fused_kernel_equals_the_element_wise_update_and_tf1s_rule():
+    """ExponentialMovingAverage: the fused ResourceApplyGradientDescent path and the sub/mul/assign_sub
+    path give the same shadows, which follow TF1's rule decay = min(decay, (1 + t) / (10 + t))."""
+    from facenet_tf2.training.ema import ExponentialMovingAverage
+    rng = np.random.default_rng(7)
+    start = rng.standard_normal((3, 4)).astype(np.float32)
+    shadows = {}
+    for fused in (True, False):
+        variable = tf.Variable(start)
+        ema = ExponentialMovingAverage([variable], 0.99, fused=fused)
+        apply = tf.function(ema.apply)
+        for step in range(4):
+            variable.assign(variable * 1.5 + 0.1)
+            apply(tf.constant(step, tf.int64))
+        shadows[fused] = ema.shadows[0].numpy()
+    expected, value = start.astype(np.float64), start.astype(np.float64)
+    for step in range(4):
+        value = value * 1.5 + 0.1
+        decay = min(0.99, (1 + step) / (10 + step))
+        expected = expected - (1 - decay) * (expected - value)
+    np.testing.assert_array_equal(shadows[True], shadows[False])
+    np.testing.assert_allclose(shadows[True], expected, rtol=1e-5)
+    assert np.abs(shadows[True] - start).max() > 0.1

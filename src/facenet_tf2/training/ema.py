@@ -14,7 +14,8 @@ class ExponentialMovingAverage(tf.Module):
 
     fused: move each shadow with one kernel (`ResourceApplyGradientDescent`: shadow -= rate * delta,
     delta = shadow - variable), the same arithmetic as TF1's assign_moving_average without a pass
-    that writes rate * delta out; False runs it as separate sub, mul and assign_sub ops.
+    that writes rate * delta out; False runs it as separate sub, mul and assign_sub ops (as do
+    mirrored shadows under tf.distribute, whose assign_sub updates every replica's copy).
     """
 
     def __init__(self, variables, decay, fused=True):
@@ -34,7 +35,7 @@ class ExponentialMovingAverage(tf.Module):
             for shadow, variable in zip(self.shadows, self.averaged):
                 rate = tf.cast(1.0 - decay, shadow.dtype)
                 delta = shadow - tf.cast(tf.convert_to_tensor(variable), shadow.dtype)
-                if self.fused:
+                if self.fused and not isinstance(shadow, tf.distribute.DistributedValues):
                     tf.raw_ops.ResourceApplyGradientDescent(var=shadow.handle, alpha=rate, delta=delta)
                 else:
                     shadow.assign_sub(rate * delta)
