@@ -12,11 +12,13 @@ decay, ADAGRAD, EMA, fed by the training tf.data stream). For each precision it 
   forward and backward convolutions, BatchNorm forward and backward, casts, weight decay, the optimizer,
   the EMA, other backward and forward ops, the loss head and the rest; and the input pipeline's own
   threads (decode, augment) beside them. Op times overlap on 2 threads, so a share is of the summed op time.
---trace_dir keeps the trace for TensorBoard's profile plugin. --old_updates times the element-wise
-optimizer rule instead of TF's fused apply kernels (bench_train.py's "before" step).
+--trace_dir keeps the trace for TensorBoard's profile plugin. --before profiles the step as it was before the
+training-speed work instead (bench_train.py's step_before_the_speed_work and the element-wise updates): the
+README's "before" columns.
 """
 import argparse
 import collections
+import contextlib
 import glob
 import os
 import statistics
@@ -29,7 +31,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src'))
 
-from bench_train import build_trainer, cpu_summary  # noqa: E402
+from bench_train import build_trainer, cpu_summary, step_before_the_speed_work  # noqa: E402
 from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels  # noqa: E402
 from facenet_tf2.pipeline import RANDOM_FLIP  # noqa: E402
 from facenet_tf2.training.data import training_batches  # noqa: E402
@@ -122,7 +124,7 @@ def main(argv=None):
     parser.add_argument('--image_size', type=int, default=160)
     parser.add_argument('--steps', type=int, default=3)
     parser.add_argument('--precisions', nargs='+', default=['float32', 'bfloat16'], choices=['float32', 'bfloat16'])
-    parser.add_argument('--old_updates', action='store_true', help="the element-wise optimizer rule (before)")
+    parser.add_argument('--before', action='store_true', help='the step before the training-speed work')
     parser.add_argument('--trace_dir', help='keep the traces here (default: a temporary folder)')
     args = parser.parse_args(argv)
 
@@ -131,32 +133,38 @@ def main(argv=None):
     image_paths, labels = get_image_paths_and_labels(dataset)
     weights = pretrained_weights(args.pretrained_model) if args.pretrained_model else None
     for precision in args.precisions:
-        trainer = build_trainer(len(dataset), args.image_size, weights, precision, fused=not args.old_updates)
-        step = trainer.train_step(softmax_loss(1.0, 5e-4, 0.01))
-        batches = iter(training_batches(image_paths, labels, RANDOM_FLIP, args.image_size, args.batch_size, seed=1))
-        times = split_step(trainer, step, next(batches), args.steps)
-        print(f'\n== {precision}, batch {args.batch_size}: wall time per step (medians of {args.steps})')
-        previous = 0.0
-        for name, seconds in times.items():
-            print(f'  {name:20s} {seconds:7.3f} s  (+{seconds - previous:.3f})')
-            previous = seconds
-        trace_dir = os.path.join(args.trace_dir or tempfile.mkdtemp(), precision)
-        for _ in range(2):
-            float(step(next(batches), args.batch_size)['loss'])
-        tf.profiler.experimental.start(trace_dir)
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            float(step(next(batches), args.batch_size)['loss'])
-        wall = time.perf_counter() - start
-        tf.profiler.experimental.stop()
-        optimizer = getattr(trainer.optimizer, 'inner_optimizer', trainer.optimizer)
-        kinds, pipeline = read_trace(trace_dir, optimizer.name, trainer.network.name)
-        total = sum(kinds.values())
-        print(f'  traced {args.steps} steps in {wall:.2f} s; op time on the compute threads {total:.2f} s '
-              f'({total / wall:.2f} threads busy); input pipeline threads {pipeline:.2f} s')
-        print(f'  {"kind":28s} {"ms/step":>8s} {"share":>6s}')
-        for kind in KINDS:
-            print(f'  {kind:28s} {1000 * kinds[kind] / args.steps:8.1f} {100 * kinds[kind] / total:5.1f}%')
+        with step_before_the_speed_work() if args.before else contextlib.nullcontext():
+            profile(args, dataset, image_paths, labels, weights, precision)
+
+
+def profile(args, dataset, image_paths, labels, weights, precision):
+    """Times and traces the step of one precision (see the module docstring)."""
+    trainer = build_trainer(len(dataset), args.image_size, weights, precision, fused=not args.before)
+    step = trainer.train_step(softmax_loss(1.0, 5e-4, 0.01))
+    batches = iter(training_batches(image_paths, labels, RANDOM_FLIP, args.image_size, args.batch_size, seed=1))
+    times = split_step(trainer, step, next(batches), args.steps)
+    print(f'\n== {precision}, batch {args.batch_size}: wall time per step (medians of {args.steps})')
+    previous = 0.0
+    for name, seconds in times.items():
+        print(f'  {name:20s} {seconds:7.3f} s  (+{seconds - previous:.3f})')
+        previous = seconds
+    trace_dir = os.path.join(args.trace_dir or tempfile.mkdtemp(), precision)
+    for _ in range(2):
+        float(step(next(batches), args.batch_size)['loss'])
+    tf.profiler.experimental.start(trace_dir)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        float(step(next(batches), args.batch_size)['loss'])
+    wall = time.perf_counter() - start
+    tf.profiler.experimental.stop()
+    optimizer = getattr(trainer.optimizer, 'inner_optimizer', trainer.optimizer)
+    kinds, pipeline = read_trace(trace_dir, optimizer.name, trainer.network.name)
+    total = sum(kinds.values())
+    print(f'  traced {args.steps} steps in {wall:.2f} s; op time on the compute threads {total:.2f} s '
+          f'({total / wall:.2f} threads busy); input pipeline threads {pipeline:.2f} s')
+    print(f'  {"kind":28s} {"ms/step":>8s} {"share":>6s}')
+    for kind in KINDS:
+        print(f'  {kind:28s} {1000 * kinds[kind] / args.steps:8.1f} {100 * kinds[kind] / total:5.1f}%')
 
 
 if __name__ == '__main__':
