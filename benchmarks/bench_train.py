@@ -42,6 +42,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src'))
 
 from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels  # noqa: E402
+from facenet_tf2.devices import cpu_flags  # noqa: E402
 from facenet_tf2.model_io import embedding_model_from_keras  # noqa: E402
 from facenet_tf2.pipeline import RANDOM_CROP, RANDOM_FLIP, UnreadableImages  # noqa: E402
 from facenet_tf2.training.core import Trainer  # noqa: E402
@@ -56,16 +57,13 @@ from models import inception_resnet_v1  # noqa: E402
 
 def cpu_summary():
     """The CPU model and the instruction sets that decide float32 / bfloat16 / INT8 speed."""
-    model, flags = platform.processor() or 'unknown CPU', set()
+    model = platform.processor() or 'unknown CPU'
     try:
-        with open('/proc/cpuinfo', encoding='utf-8') as file:
-            for line in file:
-                if line.startswith('model name') and model in ('unknown CPU', platform.processor()):
-                    model = line.split(':', 1)[1].strip()
-                elif line.startswith('flags'):
-                    flags = set(line.split(':', 1)[1].split())
+        with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as file:
+            model = next((line.split(':', 1)[1].strip() for line in file if line.startswith('model name')), model)
     except OSError:
         pass
+    flags = cpu_flags() or set()
     wanted = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8')
     return f'CPU: {model}, {os.cpu_count()} cores; flags: {" ".join(f for f in wanted if f in flags) or "none of"} ' \
            f'(of {", ".join(wanted)})'

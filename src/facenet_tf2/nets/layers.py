@@ -73,7 +73,7 @@ class SlimBatchNormalization(layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
-        if self.synchronized or inputs.dtype not in ('bfloat16', 'float16'):
+        if self.synchronized or keras.backend.standardize_dtype(inputs.dtype) not in ('bfloat16', 'float16'):
             # bfloat16 / float16 go to the fused kernel as they are (it normalises them with float32
             # statistics): casting them to float32 and back cost a pass each way, forwards and backwards.
             inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, 'float32'))
