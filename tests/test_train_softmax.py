@@ -231,7 +231,11 @@ def test_bad_input_is_refused_in_one_line_before_building(faces, tmp_path, capsy
     _one_line_error(run_in_process(train_softmax, unknown, capsys), 'models.no_such_network')
     _one_line_error(run_in_process(train_softmax, tiny_run_arguments(tmp_path / 'missing', tmp_path / 'r6'), capsys),
                     'no such folder')
-    for base in ('r1', 'r2', 'r3', 'r4', 'r5', 'r6'):  # refused before any run folder was made
+    too_small = tiny_run_arguments(faces, tmp_path / 'r7')
+    too_small[too_small.index('models.dummy')] = 'models.inception_resnet_v1'
+    _one_line_error(run_in_process(train_softmax, too_small, capsys),
+                    'models.inception_resnet_v1 cannot be built for --image_size 24', 'Use a larger --image_size')
+    for base in ('r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'):  # refused before any run folder was made
         assert not (tmp_path / base / 'models').exists(), base
 
 

@@ -1,5 +1,6 @@
 """Starting a training run the same way for both trainers: devices, precision, strategy, run
 folders, network, optimizer, EMA, then resume or pretrained weights."""
+import functools
 import logging
 import os
 
@@ -31,6 +32,18 @@ def pretrained_weights(path):
     return model_weights(network)
 
 
+def _build_network(network, config):
+    """The --model_def network for the run's sizes; a size it cannot take (an --image_size too small
+    for its strided layers) is the user's error, in one line."""
+    try:
+        return network.build_model(image_size=config.image_size, dropout_keep_prob=config.keep_probability,
+                                   bottleneck_layer_size=config.embedding_size, weight_decay=config.weight_decay)
+    except ValueError as error:
+        raise TrainingInputError(f'--model_def {config.model_def} cannot be built for --image_size {config.image_size}: '
+                                 f'{str(error).splitlines()[0]} Use a larger --image_size (160 for the pretrained '
+                                 'models).') from None
+
+
 def start_run(config, script_path, modules, stats, rows):
     """Everything before the first step, in the order that refuses bad input before slow work;
     returns the started Run. config: a validated TrainingConfig; modules: {name: builder} the
@@ -46,9 +59,6 @@ def start_run(config, script_path, modules, stats, rows):
         raise TrainingInputError(f'--batch_size {config.batch_size} does not divide among {replicas} replicas; use a '
                                  f'multiple of {replicas}')
     network = import_network(config.model_def)
-    folders = RunFolders(config, script_path)
-    log.info(f'Model directory: {folders.model_dir}')
-    log.info(f'Log directory: {folders.log_dir}')
     keras.utils.set_random_seed(config.seed)  # the original's tf.set_random_seed: the same start for the same seed
     precision = config.precision
     if precision == 'bfloat16' and not native_bfloat16():
@@ -57,17 +67,17 @@ def start_run(config, script_path, modules, stats, rows):
         precision = 'float32'
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
     try:
-        trainer = Trainer(strategy,
-                          lambda: network.build_model(image_size=config.image_size,
-                                                      dropout_keep_prob=config.keep_probability,
-                                                      bottleneck_layer_size=config.embedding_size,
-                                                      weight_decay=config.weight_decay),
-                          modules, optimizer=config.optimizer, moving_average_decay=config.moving_average_decay,
+        trainer = Trainer(strategy, functools.partial(_build_network, network, config), modules,
+                          optimizer=config.optimizer, moving_average_decay=config.moving_average_decay,
                           sync_batch_norm=config.sync_batch_norm, loss_scale=precision == 'float16',
                           seed=config.seed, jit_compile=config.jit_compile)
     finally:
         keras.mixed_precision.set_global_policy('float32')
     trainer.build(config.embedding_size)
+    # After the network is built: a --model_def / --image_size it cannot build leaves no run folder.
+    folders = RunFolders(config, script_path)
+    log.info(f'Model directory: {folders.model_dir}')
+    log.info(f'Log directory: {folders.log_dir}')
     lfw = LfwMonitor(config.lfw_protocol(), config.image_size, folders.log_dir, lfw_pairs) if lfw_pairs else None
     run = Run(config, trainer, folders, with_core_stats(stats), rows, lfw)
 
