@@ -8,8 +8,10 @@ how many layers share it) by running the Keras network once, then times each sha
 --batch_size, medians of --repeats: the forward convolution, the gradient of its input and the gradient
 of its filter (oneDNN, as the train step runs them; the first layer's input gradient is left out, the
 step does not compute it), with the rate in GFLOP/s. 1x1 stride-1 shapes are also timed as the matrix
-products a bfloat16 training pass runs them as (facenet_tf2.nets.layers._PointwiseMatmul); the total
-takes, for each shape, what the step runs at that precision.
+products a bfloat16 training pass runs them as (facenet_tf2.nets.layers._PointwiseMatmul), and the layers
+whose filter gradient a bfloat16 training pass takes as patches times the output gradient
+(patch_gradient_conv2d: stride 2 on small maps, 3x3 outputs) also that way; the total takes, for each
+shape, what the step runs at that precision.
 
 With --data_dir it also times the whole bench_train.py step (softmax head, centre loss, prelogits norm,
 weight decay, ADAGRAD, EMA) on one batch of those faces, and prints the share of it that the
@@ -22,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+import types
 
 import keras
 import numpy as np
@@ -32,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from bench_train import build_trainer, cpu_summary  # noqa: E402
 from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels  # noqa: E402
+from facenet_tf2.nets.layers import _PointwiseMatmul, patch_gradient_conv2d  # noqa: E402
 from facenet_tf2.pipeline import RANDOM_FLIP  # noqa: E402
 from facenet_tf2.training.data import training_batches  # noqa: E402
 from facenet_tf2.training.softmax import softmax_loss  # noqa: E402
@@ -40,13 +44,18 @@ from models import inception_resnet_v1  # noqa: E402
 
 
 def conv_shapes(image_size):
-    """Counter of (input shape [H, W, C], kernel shape, strides, padding) over the network's Conv2D layers,
-    in the order the network first runs them."""
+    """Counter of (input shape [H, W, C], kernel shape, strides, padding, whether a bfloat16 training pass takes
+    its filter gradient as patches) over the network's Conv2D layers, in the order the network first runs them."""
     shapes = collections.Counter()
     call = keras.layers.Conv2D.call
 
     def recording_call(self, inputs, *args, **kwargs):
-        shapes[(tuple(inputs.shape[1:]), tuple(self.kernel.shape), tuple(self.strides), self.padding.upper())] += 1
+        patches = _PointwiseMatmul._runs_with_patch_filter_gradient(
+            types.SimpleNamespace(compute_dtype='bfloat16', data_format=self.data_format, groups=self.groups,
+                                  dilation_rate=self.dilation_rate, kernel_size=self.kernel_size,
+                                  strides=self.strides, padding=self.padding), inputs, True)
+        shapes[(tuple(inputs.shape[1:]), tuple(self.kernel.shape), tuple(self.strides), self.padding.upper(),
+                patches)] += 1
         return call(self, inputs, *args, **kwargs)
 
     network = inception_resnet_v1.build_model(image_size=image_size, bottleneck_layer_size=128)
@@ -80,9 +89,10 @@ def call_overhead_ms(repeats):
     return min(median_ms(nothing, 5 * repeats) for _ in range(3))
 
 
-def time_shape(input_shape, kernel_shape, strides, padding, batch_size, dtype, repeats, first_layer, overhead):
-    """{'forward', 'input gradient', 'filter gradient'} ms, and for a 1x1 stride-1 shape 'as matrix products'
-    (the three as MatMul), for one convolution of this shape."""
+def time_shape(input_shape, kernel_shape, strides, padding, patches, batch_size, dtype, repeats, first_layer, overhead):
+    """{'forward', 'input gradient', 'filter gradient'} ms, for a 1x1 stride-1 shape 'as matrix products'
+    (the three as MatMul), and with `patches` 'filter gradient as patches' (the forward convolution is traced
+    too but pruned: only the gradient is returned), for one convolution of this shape."""
     x = tf.cast(tf.random.normal((batch_size, *input_shape)), dtype)
     w = tf.cast(tf.random.normal(kernel_shape) * 0.05, dtype)
     y_shape = tf.nn.conv2d(x, w, strides, padding).shape
@@ -118,6 +128,15 @@ def time_shape(input_shape, kernel_shape, strides, padding, batch_size, dtype, r
                     + tf.matmul(xm, dym, transpose_a=True)[0, 0])
 
         times['as matrix products'] = timed(products)
+    if patches:
+        @tf.function(autograph=False)
+        def patch_filter_gradient():
+            with tf.GradientTape() as tape:
+                tape.watch(w)
+                outputs = patch_gradient_conv2d(x, w, strides, padding)
+            return tape.gradient(outputs, w, output_gradients=dy)
+
+        times['filter gradient as patches'] = timed(patch_filter_gradient)
     flops = 2.0 * np.prod(y_shape) * np.prod(kernel_shape[:3])
     return times, flops
 
@@ -145,12 +164,16 @@ def main(argv=None):
     overhead = call_overhead_ms(args.repeats)
     print(f'calling a traced function costs {overhead:.3f} ms here: subtracted from every time below')
     totals, as_run_total, flops_total = collections.Counter(), 0.0, 0.0
-    for index, ((input_shape, kernel_shape, strides, padding), count) in enumerate(conv_shapes(args.image_size).items()):
-        times, flops = time_shape(input_shape, kernel_shape, strides, padding, args.batch_size, args.precision,
+    for index, ((input_shape, kernel_shape, strides, padding, patches), count) in enumerate(
+            conv_shapes(args.image_size).items()):
+        times, flops = time_shape(input_shape, kernel_shape, strides, padding, patches, args.batch_size, args.precision,
                                   args.repeats, first_layer=index == 0, overhead=overhead)
         convolution = times['forward'] + times['input gradient'] + times['filter gradient']
-        as_run = times['as matrix products'] if args.precision == 'bfloat16' and 'as matrix products' in times \
-            else convolution
+        as_run = convolution
+        if args.precision == 'bfloat16' and 'as matrix products' in times:
+            as_run = times['as matrix products']
+        elif args.precision == 'bfloat16' and patches:
+            as_run = convolution - times['filter gradient'] + times['filter gradient as patches']
         for kind in ('forward', 'input gradient', 'filter gradient'):
             totals[kind] += count * times[kind]
         as_run_total += count * as_run
@@ -159,6 +182,8 @@ def main(argv=None):
                           for kind in ('forward', 'input gradient', 'filter gradient') if times[kind])
         products = f'  as matrix products {times["as matrix products"]:6.2f} (conv {convolution:6.2f})' \
             if 'as matrix products' in times else ''
+        if patches:
+            products = f'  filter gradient as patches {times["filter gradient as patches"]:6.2f}'
         print(f'{str(input_shape):15s} k{kernel_shape[0]}x{kernel_shape[1]} {kernel_shape[2]:4d}->{kernel_shape[3]:4d} '
               f's{strides[0]} {padding:5s} x{count:2d}  {rates}{products}', flush=True)
     print(f'per step: forward {totals["forward"]:.0f} ms, input gradients {totals["input gradient"]:.0f} ms, filter '

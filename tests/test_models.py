@@ -105,6 +105,56 @@ def test_batch_norm_folding_keeps_the_outputs(v2):
                                atol=1e-4 * np.abs(expected).max())
 
 
+def test_bfloat16_training_computes_small_map_filter_gradients_as_patch_products_with_the_same_result():
+    """Conv2dBN in a bfloat16 training pass: a stride-2 layer on a small map, or one with a 3x3 output,
+    takes its filter gradient as patches times the output gradient; outputs and both gradients equal the
+    convolution's (float32 and bfloat16), and other layers, inference and float32 keep the convolution."""
+    import tensorflow as tf
+    from facenet_tf2.nets.layers import Conv2dBN, patch_gradient_conv2d
+    rng = np.random.default_rng(5)
+    keras.mixed_precision.set_global_policy('mixed_bfloat16')
+    try:
+        cases = {'3x3 stride 2 valid': (Conv2dBN(24, 3, 2, 'valid', name='a'), (2, 8, 8, 16)),
+                 '1x3 on 3x3': (Conv2dBN(24, (1, 3), name='b'), (2, 3, 3, 16)),
+                 '3x1 same stride 2 on 7x7': (Conv2dBN(24, (3, 1), 2, name='c'), (2, 7, 7, 16)),
+                 '3x3 on 17x17': (Conv2dBN(24, 3, name='d'), (2, 17, 17, 16)),
+                 '3x3 stride 2 on 36x36': (Conv2dBN(24, 3, 2, 'valid', name='e'), (2, 36, 36, 16))}
+    finally:
+        keras.mixed_precision.set_global_policy('float32')
+    float_layer = Conv2dBN(24, 3, 2, 'valid', name='f')
+    expected = {'3x3 stride 2 valid': True, '1x3 on 3x3': True, '3x1 same stride 2 on 7x7': True, '3x3 on 17x17': False,
+                '3x3 stride 2 on 36x36': False}
+    for name, (layer, shape) in cases.items():
+        layer.build(shape)
+        x = tf.zeros(shape)
+        assert layer._runs_with_patch_filter_gradient(x, True) == expected[name], name
+        assert not layer._runs_with_patch_filter_gradient(x, False)
+    float_layer.build((2, 8, 8, 16))
+    assert not float_layer._runs_with_patch_filter_gradient(tf.zeros((2, 8, 8, 16)), True)
+    for (layer, shape), dtype in [(cases[n], d) for n in expected if expected[n] for d in (tf.float32, tf.bfloat16)]:
+        x = tf.cast(rng.standard_normal(shape), dtype)
+        w = tf.cast(rng.standard_normal(layer.kernel.shape) * 0.2, dtype)
+        strides, padding = layer.strides, layer.padding.upper()
+        results = []
+        for function in (patch_gradient_conv2d, lambda a, b, s, p: tf.nn.conv2d(a, b, s, p)):
+            with tf.GradientTape() as tape:
+                tape.watch([x, w])
+                outputs = function(x, w, strides, padding)
+                loss = tf.reduce_sum(tf.cast(outputs, tf.float32) ** 2)
+            results.append([tf.cast(t, tf.float32).numpy() for t in (outputs, *tape.gradient(loss, [x, w]))])
+        tolerance = 1e-5 if dtype == tf.float32 else 0.02
+        for got, want in zip(*results):
+            assert np.abs(want).max() > 0.1
+            np.testing.assert_allclose(got, want, atol=tolerance * np.abs(want).max())
+    # the training call takes that path: its output is the convolution's
+    layer, shape = cases['3x3 stride 2 valid']
+    x = tf.cast(rng.standard_normal(shape), tf.bfloat16)
+    with keras.src.backend.AutocastScope('bfloat16'):
+        direct = tf.nn.conv2d(x, tf.cast(layer.kernel.value, tf.bfloat16), layer.strides, 'VALID')
+        via_layer = layer._convolve(x, True)
+    np.testing.assert_allclose(tf.cast(via_layer, tf.float32).numpy(), tf.cast(direct, tf.float32).numpy(), atol=1e-6)
+
+
 @pytest.mark.parametrize('module', [inception_resnet_v1, inception_resnet_v2, squeezenet, dummy])
 def test_model_def_modules_keep_the_original_interface(module):
     assert callable(module.inference) and callable(module.build_model)
