@@ -80,8 +80,8 @@ def step_before_the_speed_work():
     and while the step is traced."""
     from facenet_tf2.nets import layers as net_layers  # pylint: disable=import-outside-toplevel
     from facenet_tf2.training import losses  # pylint: disable=import-outside-toplevel
-    saved = (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._PointwiseMatmul._runs_as_matmul,
-             net_layers.SlimBatchNormalization.call, net_layers._PointwiseMatmul._runs_with_patch_filter_gradient)
+    saved = (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._Bfloat16TrainingConvolution._runs_as_matmul,
+             net_layers.SlimBatchNormalization.call, net_layers._Bfloat16TrainingConvolution._runs_with_patch_filter_gradient)
     batch_norm_call = saved[3]
 
     def keras_l2(weight_decay):
@@ -93,14 +93,14 @@ def step_before_the_speed_work():
         return batch_norm_call(self, inputs, training=training, mask=mask)
 
     net_layers.l2_regularizer = losses.l2_regularizer = keras_l2
-    net_layers._PointwiseMatmul._runs_as_matmul = lambda self, training: False
-    net_layers._PointwiseMatmul._runs_with_patch_filter_gradient = lambda self, inputs, training: False
+    net_layers._Bfloat16TrainingConvolution._runs_as_matmul = lambda self, training: False
+    net_layers._Bfloat16TrainingConvolution._runs_with_patch_filter_gradient = lambda self, inputs, training: False
     net_layers.SlimBatchNormalization.call = float32_batch_norm
     try:
         yield
     finally:
-        (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._PointwiseMatmul._runs_as_matmul,
-         net_layers.SlimBatchNormalization.call, net_layers._PointwiseMatmul._runs_with_patch_filter_gradient) = saved
+        (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._Bfloat16TrainingConvolution._runs_as_matmul,
+         net_layers.SlimBatchNormalization.call, net_layers._Bfloat16TrainingConvolution._runs_with_patch_filter_gradient) = saved
 
 
 def build_trainer(nrof_classes, image_size, weights, precision, fused=True):

@@ -121,13 +121,16 @@ def batch_norm(name='BatchNorm', dtype=None):
                                   scale=False, name=name, dtype=dtype)
 
 
-class _PointwiseMatmul:
-    """Mixin for a Conv2D: in a bfloat16 training pass a 1x1, stride-1 convolution runs as one matrix
-    product, [N*H*W, C_in] x [C_in, C_out]. The arithmetic is the same (each output is the same dot
-    product), but oneDNN's bfloat16 backward-weights convolution is slow for these shapes on AMX
-    (e.g. Block8's 384 -> 1792 on 3x3: 38 GFLOP/s, a third of the matrix product's), and Inception-
-    ResNet's 1x1 layers took most of a bfloat16 step's convolution gradient time. Inference and
-    float32 keep the convolution, so exported graphs are unchanged."""
+class _Bfloat16TrainingConvolution:
+    """Mixin for a Conv2D: in a bfloat16 training pass, where oneDNN's bfloat16 backward-weights
+    convolution is slow for some of Inception-ResNet's shapes, the same arithmetic runs as matrix
+    products instead:
+    - a 1x1, stride-1 convolution is one matrix product, [N*H*W, C_in] x [C_in, C_out] (on AMX,
+      Block8's 384 -> 1792 on 3x3 ran at 38 GFLOP/s as a convolution, a third of the matrix
+      product's, and the 1x1 layers took most of a bfloat16 step's convolution gradient time);
+    - a few small-map layers take their filter gradient as patches times the output gradient
+      (`_runs_with_patch_filter_gradient`, `patch_gradient_conv2d`).
+    Inference and float32 keep the plain convolution, so exported graphs are unchanged."""
 
     def _runs_as_matmul(self, training):
         return bool(training) and self.compute_dtype == 'bfloat16' and tuple(self.kernel_size) == (1, 1) \
@@ -137,7 +140,9 @@ class _PointwiseMatmul:
     def _pointwise(self, inputs):
         channels_in, channels_out = self.kernel.shape[-2], self.kernel.shape[-1]
         flat = ops.matmul(ops.reshape(inputs, (-1, channels_in)), ops.reshape(self.kernel, (channels_in, channels_out)))
-        outputs = ops.reshape(flat, (*ops.shape(inputs)[:-1], channels_out))
+        return self._bias_and_activation(ops.reshape(flat, (*ops.shape(inputs)[:-1], channels_out)))
+
+    def _bias_and_activation(self, outputs):
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
@@ -147,7 +152,7 @@ class _PointwiseMatmul:
         with an output of at most 3 x 3, computes its filter gradient as image patches times the output
         gradient: oneDNN's bfloat16 backward-weights convolution runs these shapes (Mixed_6a's and
         Mixed_7a's stride-2 layers, Block8's 1x3 / 3x1) at 28-67 GFLOP/s, and the bfloat16 step was
-        1.07x faster this way on an AVX512-BF16 CPU (benchmarks/profile_convs.py)."""
+        1.04-1.07x faster this way on an AVX512-BF16 CPU without AMX (benchmarks/profile_convs.py)."""
         if not (bool(training) and self.compute_dtype == 'bfloat16' and self.data_format == 'channels_last'
                 and tuple(self.dilation_rate) == (1, 1) and self.groups == 1 and tuple(self.kernel_size) != (1, 1)):
             return False
@@ -164,11 +169,8 @@ class _PointwiseMatmul:
         if self._runs_as_matmul(training):
             return self._pointwise(inputs)
         if self._runs_with_patch_filter_gradient(inputs, training):
-            outputs = patch_gradient_conv2d(inputs, ops.cast(self.kernel, self.compute_dtype), self.strides,
-                                            self.padding.upper())
-            if self.use_bias:
-                outputs = ops.add(outputs, self.bias)
-            return self.activation(outputs) if self.activation is not None else outputs
+            return self._bias_and_activation(patch_gradient_conv2d(
+                inputs, ops.cast(self.kernel, self.compute_dtype), self.strides, self.padding.upper()))
         return layers.Conv2D.call(self, inputs)
 
 
@@ -221,7 +223,7 @@ class _BatchNormed:
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class Conv2dBN(_BatchNormed, _PointwiseMatmul, layers.Conv2D):
+class Conv2dBN(_BatchNormed, _Bfloat16TrainingConvolution, layers.Conv2D):
     """slim.conv2d with its defaults: convolution without bias, BatchNorm, ReLU."""
     activation_after_batch_norm = staticmethod(ops.relu)
 
@@ -238,7 +240,7 @@ class DenseBN(_BatchNormed, layers.Dense):
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class Conv2dBias(_PointwiseMatmul, layers.Conv2D):
+class Conv2dBias(_Bfloat16TrainingConvolution, layers.Conv2D):
     """slim.conv2d with normalizer_fn=None, activation_fn=None: convolution plus bias."""
 
     def call(self, inputs, training=None):
