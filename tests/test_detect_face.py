@@ -135,6 +135,51 @@ def test_bad_weight_folders_are_named(tmp_path, mtcnn_npy_dir):
         detect_face.load_weights(str(tmp_path))
 
 
+def test_prelu_takes_the_original_formula_bit_for_bit_compiled_or_not():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(0)
+    x = tf.constant(np.concatenate([rng.normal(0, 3, 4000), [0.0, -0.0, 1e-40, -1e-40]]).astype(np.float32)
+                    .reshape(-1, 4))
+    for layer in (mtcnn._PReLU(), mtcnn._PReLU(compiled=True)):
+        layer.build(x.shape)
+        layer.alpha.assign([-1.28, 0.25, 1.0117, 1.3])  # slopes below 0, inside [0, 1] and above 1, as in the weights
+        original = tf.nn.relu(x) + tf.multiply(layer.alpha, -tf.nn.relu(-x))
+        np.testing.assert_array_equal(layer(x).numpy(), original.numpy())
+
+
+def test_compiled_networks_and_padded_blocks_give_the_plain_networks_values(lfw_images):
+    """create_mtcnn's networks (XLA-compiled PReLUs when a shape recurs; R-Net and O-Net in padded blocks)
+    against plain Keras models with the same weights, on a real pyramid level and real face crops."""
+    weights = mtcnn.load_weights()
+    pnet, rnet, onet = mtcnn.create_mtcnn(None, None)
+    level = mtcnn._normalize_transposed(np.stack([mtcnn.imresample(img, (107, 107)) for img in lfw_images]))
+    plain_pnet = mtcnn.create_pnet()
+    mtcnn._set_weights(plain_pnet, weights['pnet'], 'pnet')
+    expected = [out.numpy() for out in plain_pnet(level)]
+    for _ in range(mtcnn._RECURRING + 1):  # the last runs go through the compiled graph
+        for got, want in zip(pnet(level), expected):
+            np.testing.assert_array_equal(got, want)
+    boxes = np.array([[x, y, x + side, y + side] for x in range(40, 120, 9) for y in range(50, 130, 11)
+                      for side in (40, 71)], float)  # 144 boxes over a real face
+    for network, build, size in ((rnet, mtcnn.create_rnet, 24), (onet, mtcnn.create_onet, 48)):
+        plain = build()
+        mtcnn._set_weights(plain, weights[build.__name__[-4:]], build.__name__)
+        crops = mtcnn._normalize_transposed(mtcnn._crops(lfw_images[0], boxes, size)[0])
+        for count in (0, 1, 17, 128, 131, 144):  # empty, padded, whole blocks, blocks and a tail
+            got = network(crops[:count])
+            assert [out.shape[0] for out in got] == [count] * len(got)
+            for out, want in zip(got, plain(crops[:count]) if count else []):
+                # At 128 rows both run the same shapes; otherwise the plain model's odd batch sizes can
+                # differ in the last bit, which the padded blocks avoid.
+                if count == 128:
+                    np.testing.assert_array_equal(out, want.numpy())
+                else:
+                    np.testing.assert_allclose(out, want.numpy(), rtol=1e-5, atol=1e-6)
+        # A crop gets the same numbers alone as among many (the original scored crops image by image).
+        for alone, among in zip(network(crops[16:17]), network(crops[:131])):
+            np.testing.assert_array_equal(alone[0], among[16])
+
+
 # --- detection -----------------------------------------------------------------------------------
 
 def test_lfw_faces_boxes_and_landmarks(networks, lfw_images):

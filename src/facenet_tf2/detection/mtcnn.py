@@ -22,7 +22,11 @@ costs a few network calls instead of ten per image. `minsize` may be one number 
 
 The networks are Keras models (`create_pnet`, `create_rnet`, `create_onet`; layers named after the
 original variables) called through one `tf.function` each whose input signature leaves batch and image
-size dynamic, so nothing retraces per image or pyramid size, on CPU or GPU alike.
+size dynamic, so nothing retraces per image or pyramid size, on CPU or GPU alike. Where TensorFlow has
+XLA, the PReLUs on the largest activations run as XLA-fused loops (one pass over memory instead of four;
+the same values): R-Net's and O-Net's first, their crops fed in blocks padded to a few batch sizes so
+that each compiles a few times per process, and P-Net's three for input shapes that recur (a dataset
+of one image size), never once per image of a dataset of many sizes.
 
 Weights (`load_weights`): by default the `mtcnn` pip package's `mtcnn/assets/weights/{p,r,o}net.lz4`
 (joblib + lz4 lists of Keras weights: the original numbers with the kernels' spatial axes swapped);
@@ -43,6 +47,7 @@ Bugs of the original fixed here (each noted where it is fixed):
 - With nothing found the original returned (0, 9) boxes and a 1-d `points`; here (0, 5) and (10, 0).
 - Grayscale, single-channel and RGBA input is converted to RGB instead of failing.
 """
+import collections
 import importlib.util
 import os
 
@@ -52,22 +57,48 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Chunk sizes that bound memory on huge images: R-Net/O-Net candidates per call, and pyramid pixels per
-# P-Net call (P-Net's first layers hold about 100 bytes per input pixel).
-_MAX_BATCH = 1024
+# Pyramid pixels per P-Net call, which bound memory on huge images (P-Net's first layers hold about 100
+# bytes per input pixel).
 _MAX_PNET_PIXELS = 1 << 23
+# R-Net and O-Net run on blocks of at most this many crops, a shorter last block padded to a multiple
+# of the second number: at most 8 batch shapes each, so their XLA-compiled prelu1 compiles at most 8
+# times per process (10-40 ms each), not once per candidate count, and pads a block by 3-6% on average.
+_BLOCKS = {'rnet': (256, 32), 'onet': (128, 16)}
 # Up to this many boxes, nms computes all pairwise overlaps at once (n^2 floats).
 _NMS_PAIRWISE_MAX = 1000
 
 
+@tf.function(jit_compile=True)
+def _compiled_prelu(inputs, alpha):
+    """The PReLU formula below as one XLA-fused loop: one pass over the activations instead of four (TF
+    runs each elementwise op as its own pass over memory)."""
+    return tf.maximum(inputs, 0.0) + alpha * tf.minimum(inputs, 0.0)
+
+
 class _PReLU(keras.layers.Layer):
-    """The original prelu: relu(x) + alpha * -relu(-x), one alpha per channel (last axis)."""
+    """The original prelu, relu(x) + alpha * -relu(-x), one alpha per channel (last axis).
+
+    Computed as max(x, 0) + alpha * min(x, 0): -relu(-x) is exactly min(x, 0), so the values are the
+    original's bit for bit (one of the two terms is always zero, so a fused multiply-add rounds the same
+    too) in four elementwise ops instead of six. compiled: through `_compiled_prelu`, for networks whose
+    activation shapes are few (R-Net and O-Net, fed in fixed-size blocks; see `_network_function`),
+    as XLA compiles once per shape.
+    """
+
+    def __init__(self, compiled=False, **kwargs):
+        super().__init__(**kwargs)
+        self.compiled = compiled
 
     def build(self, input_shape):
         self.alpha = self.add_weight(name='alpha', shape=(input_shape[-1],), initializer='zeros')
 
     def call(self, inputs):
-        return tf.nn.relu(inputs) + tf.multiply(self.alpha, -tf.nn.relu(-inputs))
+        if self.compiled:
+            return _compiled_prelu(inputs, tf.convert_to_tensor(self.alpha))
+        return tf.maximum(inputs, 0.0) + self.alpha * tf.minimum(inputs, 0.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 class _Softmax(keras.layers.Layer):
@@ -82,12 +113,12 @@ class _Softmax(keras.layers.Layer):
         return shifted / tf.reduce_sum(shifted, self.axis, keepdims=True)
 
 
-def _conv_stack(x, layers, prelu_prefix):
+def _conv_stack(x, layers, prelu_prefix, compiled_prelus=0):
     """conv{k} -> {prelu_prefix}{k} [-> pool{k}] for each (filters, kernel size, pool) in `layers`, k from 1;
-    pool is (size, strides, padding) or None."""
+    pool is (size, strides, padding) or None. The first `compiled_prelus` PReLUs are XLA-compiled."""
     for k, (filters, size, pool) in enumerate(layers, 1):
         x = keras.layers.Conv2D(filters, size, padding='valid', name=f'conv{k}')(x)
-        x = _PReLU(name=f'{prelu_prefix}{k}')(x)
+        x = _PReLU(k <= compiled_prelus, name=f'{prelu_prefix}{k}')(x)
         if pool:
             x = keras.layers.MaxPooling2D(pool[0], pool[1], padding=pool[2], name=f'pool{k}')(x)
     return x
@@ -101,35 +132,39 @@ def _dense_prelu(x, units, k):
     return _PReLU(name=f'prelu{k}')(x)
 
 
-def create_pnet():
+def create_pnet(compiled_prelu=False):
     """P-Net (proposal network), fully convolutional on any image size.
 
     Input: transposed images [N, W, H, 3]. Outputs: box regression `conv4-2` [N, W', H', 4] and face
-    probability `prob1` [N, W', H', 2], one cell per 12x12 window at stride 2.
+    probability `prob1` [N, W', H', 2], one cell per 12x12 window at stride 2. compiled_prelu: its three
+    PReLUs as XLA-fused loops (the same values; one compilation per input shape).
     """
     data = keras.Input((None, None, 3), name='data')
-    x = _conv_stack(data, [(10, 3, (2, 2, 'same')), (16, 3, None), (32, 3, None)], 'PReLU')
+    x = _conv_stack(data, [(10, 3, (2, 2, 'same')), (16, 3, None), (32, 3, None)], 'PReLU', 3 * compiled_prelu)
     prob = _Softmax(3, name='prob1')(keras.layers.Conv2D(2, 1, name='conv4-1')(x))
     reg = keras.layers.Conv2D(4, 1, name='conv4-2')(x)
     return keras.Model(data, [reg, prob], name='pnet')
 
 
-def create_rnet():
-    """R-Net (refinement network) on transposed 24x24 crops: outputs `conv5-2` [N, 4], `prob1` [N, 2]."""
+def create_rnet(compiled_prelu=False):
+    """R-Net (refinement network) on transposed 24x24 crops: outputs `conv5-2` [N, 4], `prob1` [N, 2].
+    compiled_prelu: prelu1, on the largest activations, as an XLA-fused loop (the same values; one
+    compilation per batch size); the later ones gain less than a compilation costs."""
     data = keras.Input((24, 24, 3), name='data')
-    x = _conv_stack(data, [(28, 3, (3, 2, 'same')), (48, 3, (3, 2, 'valid')), (64, 2, None)], 'prelu')
+    x = _conv_stack(data, [(28, 3, (3, 2, 'same')), (48, 3, (3, 2, 'valid')), (64, 2, None)], 'prelu',
+                    int(compiled_prelu))
     x = _dense_prelu(x, 128, 4)
     prob = _Softmax(1, name='prob1')(keras.layers.Dense(2, name='conv5-1')(x))
     reg = keras.layers.Dense(4, name='conv5-2')(x)
     return keras.Model(data, [reg, prob], name='rnet')
 
 
-def create_onet():
+def create_onet(compiled_prelu=False):
     """O-Net (output network) on transposed 48x48 crops: outputs `conv6-2` [N, 4] box regression,
-    `conv6-3` [N, 10] landmarks, `prob1` [N, 2]."""
+    `conv6-3` [N, 10] landmarks, `prob1` [N, 2]. compiled_prelu: as for create_rnet."""
     data = keras.Input((48, 48, 3), name='data')
     x = _conv_stack(data, [(32, 3, (3, 2, 'same')), (64, 3, (3, 2, 'valid')), (64, 3, (2, 2, 'same')),
-                           (128, 2, None)], 'prelu')
+                           (128, 2, None)], 'prelu', int(compiled_prelu))
     x = _dense_prelu(x, 256, 5)
     prob = _Softmax(1, name='prob1')(keras.layers.Dense(2, name='conv6-1')(x))
     reg = keras.layers.Dense(4, name='conv6-2')(x)
@@ -217,21 +252,42 @@ def _eager():
     return tf.__internal__.eager_context.eager_mode()
 
 
-def _network_function(model, input_shape):
+def _network_function(model, input_shape, blocks=None):
     """The model as one tf.function with a dynamic batch (and, for P-Net, image size): no retracing.
 
     It is traced here, once, and run as that concrete function: calling the tf.function from the
     aligner's two threads could trace it twice at the first call, and as TF counts traces by code
     location, the three networks' traces made it warn about "excessive retracing" on every run.
+
+    blocks (block size, multiple): the batch runs in blocks of at most `block size` rows, the last one
+    padded with zeros to a multiple of `multiple` (the padding's outputs dropped). Rows are independent,
+    so the outputs are the same, and more consistent: on batches of a multiple of 16 rows oneDNN gives a
+    row the same values whatever the batch size, while on some other sizes (1, 15, 17, 31, 33 seen) a row
+    can differ in the last bit; so a crop scores the same alone or among many.
     """
     graph_fn = tf.function(lambda x: model(x, training=False),
                            input_signature=[tf.TensorSpec([None, *input_shape, 3], tf.float32)])
     with _eager():
         concrete = graph_fn.get_concrete_function()
 
+    def run_all(batch):
+        return tuple(output.numpy() for output in concrete(tf.convert_to_tensor(batch, tf.float32)))
+
+    def run_blocks(batch):
+        block, multiple = blocks
+        batch = np.asarray(batch, np.float32)
+        parts = []
+        for start in range(0, max(len(batch), 1), block):
+            rows = batch[start:start + block]
+            padded = max(multiple, -(-len(rows) // multiple) * multiple)
+            if padded > len(rows):
+                rows = np.concatenate([rows, np.zeros((padded - len(rows), *rows.shape[1:]), np.float32)])
+            parts.append([output[:min(block, len(batch) - start)] for output in run_all(rows)])
+        return tuple(np.concatenate(outputs) for outputs in zip(*parts))
+
     def run(batch):
         with _eager():
-            return tuple(output.numpy() for output in concrete(tf.convert_to_tensor(batch, tf.float32)))
+            return run_blocks(batch) if blocks else run_all(batch)
 
     run.tracing_count = graph_fn.experimental_get_tracing_count
     return run
@@ -249,14 +305,46 @@ def create_mtcnn(sess=None, model_path=None):
     del sess
     weights = load_weights(model_path)
     source = model_path or mtcnn_package_weights_dir()
-    nets = []
+
+    def network(net, build, shape, compiled=False):
+        model = build(compiled)
+        _set_weights(model, weights[net], os.path.join(source, net))
+        return _network_function(model, shape, _BLOCKS.get(net))
+
     with _eager():
-        for net, build, shape in (('pnet', create_pnet, (None, None)), ('rnet', create_rnet, (24, 24)),
-                                  ('onet', create_onet, (48, 48))):
-            model = build()
-            _set_weights(model, weights[net], os.path.join(source, net))
-            nets.append(_network_function(model, shape))
-    return tuple(nets)
+        compiled = _xla_works()
+        pnet = network('pnet', create_pnet, (None, None))
+        if compiled:
+            pnet = _compiled_when_recurring(pnet, network('pnet', create_pnet, (None, None), True))
+        return pnet, network('rnet', create_rnet, (24, 24), compiled), network('onet', create_onet, (48, 48), compiled)
+
+
+def _xla_works():
+    """Whether this TensorFlow build can run XLA-compiled functions (some builds cannot)."""
+    try:
+        _compiled_prelu(tf.zeros([1, 1]), tf.zeros([1])).numpy()
+        return True
+    except Exception:  # pylint: disable=broad-except  # builds without XLA fail in several ways
+        return False
+
+
+# An input shape is run through the compiled P-Net once it has come this many times.
+_RECURRING = 3
+
+
+def _compiled_when_recurring(plain, compiled):
+    """P-Net's shapes follow the image sizes, so its XLA-compiled PReLUs would compile for every pyramid
+    level of every new image size: this runs a shape through `compiled` only from its _RECURRING-th
+    time on (every batch of a dataset of one image size), and through `plain` before (the few sizes of
+    a dataset of many). Both give the same values."""
+    seen = collections.Counter()
+
+    def run(batch):
+        seen[batch.shape] += 1
+        return (compiled if seen[batch.shape] >= _RECURRING else plain)(batch)
+
+    run.tracing_count = lambda: max(plain.tracing_count(), compiled.tracing_count())  # of either graph
+    return run
 
 
 def imresample(img, sz):
@@ -400,8 +488,14 @@ def _scales(h, w, minsize, factor):
 
 
 def _normalize_transposed(batch):
-    """Original input scaling, in float64 like the original, then the width-first layout, as float32."""
-    return np.transpose((batch - 127.5) * 0.0078125, (0, 2, 1, 3)).astype(np.float32)
+    """Original input scaling, in float64 like the original, then the width-first layout, as a C-ordered
+    float32 array (TensorFlow would copy a strided one once more). uint8 pyramids are scaled in float32:
+    (x - 127.5) / 128 is exact in float32 for integers 0-255, so the values are the float64 ones."""
+    if batch.dtype == np.uint8:
+        scaled = (batch.astype(np.float32) - np.float32(127.5)) * np.float32(0.0078125)
+    else:
+        scaled = (batch - 127.5) * 0.0078125
+    return np.ascontiguousarray(np.transpose(scaled, (0, 2, 1, 3)), dtype=np.float32)
 
 
 def _stage_one(images, minsizes, pnet, threshold, factor):
@@ -475,10 +569,9 @@ def _crops(img, total_boxes, size):
 
 
 def _run_batched(network, inputs):
-    """Runs a network over the concatenated inputs in chunks; returns its outputs transposed to
-    [channels, n] as the original used them."""
-    outputs = [network(inputs[start:start + _MAX_BATCH]) for start in range(0, len(inputs), _MAX_BATCH)]
-    return [np.transpose(np.concatenate(parts)) for parts in zip(*outputs)]
+    """Runs a network (which takes any batch in blocks) over the concatenated inputs; returns its outputs
+    transposed to [channels, n] as the original used them."""
+    return [np.transpose(output) for output in network(inputs)]
 
 
 def _network_on_crops(images, candidates, network, size, n_outputs):
