@@ -5,10 +5,14 @@ first): this port's align_dataset_mtcnn work per image (read, detect, crop, resi
 bounding-box line) in one process and in --workers processes; and `mtcnn.MTCNN().detect_faces(image)`
 (read and detect only) in a loop. Prints each contender's median images/s, the ratios of medians, the
 CPU time per image of the contenders that run in this process (less sensitive to other load on the
-machine), and checks that every round of this port wrote the same boxes and crops.
+machine), and checks that every round of this port wrote the same boxes and crops. With --before REV,
+the same work by the code of an earlier git revision runs as more contenders in the same rounds (its
+src/ exported by `git archive`, in a process of its own), and each setting's ratio to it is printed:
+the package's speed swings with the load on a shared machine more than a change does.
 
     python benchmarks/bench_align.py                       # 300 shared LFW images, 5 rounds
     python benchmarks/bench_align.py --input_dir DIR --nrof_images 500 --rounds 5 --workers 2
+    python benchmarks/bench_align.py --before b15e191      # also against that revision's code
 
 Reference point (same machine kind, 2 cores): the original facenet align script ran 24.8 images/s on
 LFW where the mtcnn package's loop ran 11.3 images/s (ratio 2.2); the goal is 4x the original, i.e.
@@ -16,10 +20,14 @@ LFW where the mtcnn package's loop ran 11.3 images/s (ratio 2.2); the goal is 4x
 """
 import argparse
 import hashlib
+import io
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -60,6 +68,54 @@ class PortContender:
         self.pool.close()
 
 
+# The earlier revision's side: its aligner over each list of image paths read from standard input.
+_REVISION_SERVER = '''
+import json, os, shutil, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from facenet_tf2.detection import aligner
+workers, image_size, margin = map(int, sys.argv[2:5])
+with aligner.AlignmentPool(workers, (image_size, margin, False, None)) as pool:
+    for line in sys.stdin:
+        output_dir = tempfile.mkdtemp(prefix='bench_align_')
+        tasks = [aligner.AlignTask(path, os.path.join(output_dir, f'{i:06d}.png'))
+                 for i, path in enumerate(json.loads(line))]
+        with open(os.path.join(output_dir, 'bounding_boxes.txt'), 'w', encoding='utf-8') as text_file:
+            aligner.run_tasks(pool, tasks, text_file, aligner.Summary())
+        shutil.rmtree(output_dir)
+        print('done', flush=True)
+'''
+
+
+class RevisionContender:
+    """The same work by the code of an earlier git revision, in a Python process of its own."""
+
+    def __init__(self, revision, workers, image_size, margin):
+        self.name = f'{revision} align, workers={workers}'
+        self.workers = workers
+        self.in_process = False
+        archive = subprocess.run(['git', '-C', str(REPO_ROOT), 'archive', revision, 'src'], capture_output=True,
+                                 check=False)
+        if archive.returncode:
+            raise SystemExit(f'--before {revision}: {archive.stderr.decode().strip()}')
+        self.folder = tempfile.mkdtemp(prefix='bench_align_before_')
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(self.folder, filter='data')
+        self.process = subprocess.Popen(
+            [sys.executable, '-c', _REVISION_SERVER, os.path.join(self.folder, 'src'), str(workers), str(image_size),
+             str(margin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, image_paths):
+        self.process.stdin.write(json.dumps(image_paths) + '\n')
+        self.process.stdin.flush()
+        if self.process.stdout.readline().strip() != 'done':
+            raise SystemExit(f'{self.name}: its process stopped (exit status {self.process.wait()})')
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+        shutil.rmtree(self.folder)
+
+
 def _round_outputs(output_dir):
     with open(os.path.join(output_dir, 'bounding_boxes.txt'), encoding='utf-8') as f:
         lines = [line.replace(output_dir, '').strip() for line in f]
@@ -92,9 +148,10 @@ def main(args):
     print(f'{len(image_paths)} images from {input_dir}; {args.rounds} interleaved rounds; '
           f'{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}')
 
-    contenders = [PortContender(image_paths, 1, args.image_size, args.margin)]
-    contenders += [PortContender(image_paths, w, args.image_size, args.margin) for w in args.workers if w > 1]
-    contenders.append(MtcnnPackageContender())
+    settings = [1] + [w for w in args.workers if w > 1]
+    before = [RevisionContender(args.before, w, args.image_size, args.margin) for w in settings] if args.before else []
+    contenders = [PortContender(image_paths, w, args.image_size, args.margin) for w in settings]
+    contenders += before + [MtcnnPackageContender()]
     rates = {c.name: [] for c in contenders}
     cpu_ms = {c.name: [] for c in contenders}  # CPU time of this process per image: steadier than wall time
     try:
@@ -123,7 +180,10 @@ def main(args):
               + ' '.join(f'{v:.1f}' for v in rates[name]))
     print(f'goal: >= {4 * ORIGINAL_VS_MTCNN:.1f}x the mtcnn package (4x the original facenet script, '
           f'which ran {ORIGINAL_VS_MTCNN:.1f}x it on this machine kind)')
-    port_outputs = [output for contender in contenders[:-1] for output in contender.outputs]
+    for port, before in zip(contenders, [c for c in contenders if isinstance(c, RevisionContender)]):
+        print(f'{port.name}: {medians[port.name] / medians[before.name]:.3f}x the code at {args.before}')
+    port_outputs = [output for contender in contenders if isinstance(contender, PortContender)
+                    for output in contender.outputs]
     identical = all(output == port_outputs[0] for output in port_outputs)
     print(f'identical boxes and crops in all {len(port_outputs)} rounds of this port: {identical}')
     return 0 if identical else 1
@@ -137,6 +197,8 @@ def parse_arguments(argv):
     parser.add_argument('--rounds', type=int, default=5, help='Timed rounds per contender.')
     parser.add_argument('--workers', type=int, nargs='*', default=[2],
                         help='Also time this port with these numbers of worker processes.')
+    parser.add_argument('--before', default=None, metavar='REV',
+                        help='Also time the code of this git revision (e.g. a commit before a speed change).')
     parser.add_argument('--image_size', type=int, default=160)
     parser.add_argument('--margin', type=int, default=32)
     return parser.parse_args(argv)
