@@ -74,14 +74,14 @@ def step_before_the_speed_work():
     """Rebuilds, in this process only, the train step as it was before the training-speed work
     (issue 18), so that the new step is timed against it in the same run: Keras' L2 weight decay
     (square, sum, multiply) instead of slim's L2Loss, BatchNorm on float32 copies of bfloat16
-    activations, 1x1 layers as convolutions in bfloat16 too, every filter gradient by Conv2DBackpropFilter.
-    With fused=False in build_trainer
-    (element-wise optimizer and EMA) that is the whole old step. Active while the network is built
-    and while the step is traced."""
+    activations, 1x1 layers as convolutions in bfloat16 too, every filter gradient by
+    Conv2DBackpropFilter. With fused=False in build_trainer (element-wise optimizer and EMA) that is
+    the whole old step. Active while the network is built and while the step is traced."""
     from facenet_tf2.nets import layers as net_layers  # pylint: disable=import-outside-toplevel
     from facenet_tf2.training import losses  # pylint: disable=import-outside-toplevel
-    saved = (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._Bfloat16TrainingConvolution._runs_as_matmul,
-             net_layers.SlimBatchNormalization.call, net_layers._Bfloat16TrainingConvolution._runs_with_patch_filter_gradient)
+    convolution = net_layers._Bfloat16TrainingConvolution
+    saved = (net_layers.l2_regularizer, losses.l2_regularizer, convolution._runs_as_matmul,
+             net_layers.SlimBatchNormalization.call, convolution._runs_with_patch_filter_gradient)
     batch_norm_call = saved[3]
 
     def keras_l2(weight_decay):
@@ -93,14 +93,14 @@ def step_before_the_speed_work():
         return batch_norm_call(self, inputs, training=training, mask=mask)
 
     net_layers.l2_regularizer = losses.l2_regularizer = keras_l2
-    net_layers._Bfloat16TrainingConvolution._runs_as_matmul = lambda self, training: False
-    net_layers._Bfloat16TrainingConvolution._runs_with_patch_filter_gradient = lambda self, inputs, training: False
+    convolution._runs_as_matmul = lambda self, training: False
+    convolution._runs_with_patch_filter_gradient = lambda self, inputs, training: False
     net_layers.SlimBatchNormalization.call = float32_batch_norm
     try:
         yield
     finally:
-        (net_layers.l2_regularizer, losses.l2_regularizer, net_layers._Bfloat16TrainingConvolution._runs_as_matmul,
-         net_layers.SlimBatchNormalization.call, net_layers._Bfloat16TrainingConvolution._runs_with_patch_filter_gradient) = saved
+        (net_layers.l2_regularizer, losses.l2_regularizer, convolution._runs_as_matmul,
+         net_layers.SlimBatchNormalization.call, convolution._runs_with_patch_filter_gradient) = saved
 
 
 def build_trainer(nrof_classes, image_size, weights, precision, fused=True):

@@ -80,9 +80,9 @@ class _PReLU(keras.layers.Layer):
 
     Computed as max(x, 0) + alpha * min(x, 0): -relu(-x) is exactly min(x, 0), so the values are the
     original's bit for bit (one of the two terms is always zero, so a fused multiply-add rounds the same
-    too) in four elementwise ops instead of six. compiled: through `_compiled_prelu`, for networks whose
-    activation shapes are few (R-Net and O-Net, fed in fixed-size blocks; see `_network_function`),
-    as XLA compiles once per shape.
+    too) in four elementwise ops instead of six. compiled: through `_compiled_prelu`, which XLA compiles
+    once per shape, so only where shapes are few: R-Net and O-Net fed in padded blocks
+    (`_network_function`), P-Net on recurring shapes (`_compiled_when_recurring`).
     """
 
     def __init__(self, compiled=False, **kwargs):
@@ -340,8 +340,9 @@ def _compiled_when_recurring(plain, compiled):
     seen = collections.Counter()
 
     def run(batch):
-        seen[batch.shape] += 1
-        return (compiled if seen[batch.shape] >= _RECURRING else plain)(batch)
+        shape = np.shape(batch)  # original client code may pass any array-like
+        seen[shape] += 1
+        return (compiled if seen[shape] >= _RECURRING else plain)(batch)
 
     run.tracing_count = lambda: max(plain.tracing_count(), compiled.tracing_count())  # of either graph
     return run
