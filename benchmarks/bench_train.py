@@ -74,12 +74,12 @@ def step_before_the_speed_work():
     """Rebuilds, in this process only, the train step as it was before the training-speed work
     (issue 18), so that the new step is timed against it in the same run: Keras' L2 weight decay
     (square, sum, multiply) instead of slim's L2Loss, BatchNorm on float32 copies of bfloat16
-    activations, 1x1 layers as convolutions in bfloat16 too, every filter gradient by
+    activations, 1x1 layers as convolutions, every filter gradient by
     Conv2DBackpropFilter. With fused=False in build_trainer (element-wise optimizer and EMA) that is
     the whole old step. Active while the network is built and while the step is traced."""
     from facenet_tf2.nets import layers as net_layers  # pylint: disable=import-outside-toplevel
     from facenet_tf2.training import losses  # pylint: disable=import-outside-toplevel
-    convolution = net_layers._Bfloat16TrainingConvolution
+    convolution = net_layers._TrainingConvolution
     saved = (net_layers.l2_regularizer, losses.l2_regularizer, convolution._runs_as_matmul,
              net_layers.SlimBatchNormalization.call, convolution._runs_with_patch_filter_gradient)
     batch_norm_call = saved[3]

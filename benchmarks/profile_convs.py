@@ -7,10 +7,10 @@ Records every convolution Inception-ResNet-v1 runs at --image_size (input shape,
 how many layers share it) by running the Keras network once, then times each shape alone at
 --batch_size, medians of --repeats: the forward convolution, the gradient of its input and the gradient
 of its filter (oneDNN, as the train step runs them; the first layer's input gradient is left out, the
-step does not compute it), with the rate in GFLOP/s. What a bfloat16 training pass runs instead
-(facenet_tf2.nets.layers._Bfloat16TrainingConvolution) is timed too: 1x1 stride-1 shapes as matrix
-products, and the small-map layers' filter gradient as patches times the output gradient
-(patch_gradient_conv2d). The total takes, for each shape, what the step runs at that precision.
+step does not compute it), with the rate in GFLOP/s. What a training pass on the CPU runs instead
+(facenet_tf2.nets.layers._TrainingConvolution) is timed too: 1x1 stride-1 shapes as matrix
+products, and the stride-2 and small-output layers' filter gradient as patches times the output
+gradient (patch_gradient_conv2d). The total takes, for each shape, what the step runs.
 
 With --data_dir it also times the whole bench_train.py step (softmax head, centre loss, prelogits norm,
 weight decay, ADAGRAD, EMA) on one batch of those faces, and prints the share of it that the
@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from bench_train import build_trainer, cpu_summary  # noqa: E402
 from facenet_tf2.dataset import get_dataset, get_image_paths_and_labels  # noqa: E402
-from facenet_tf2.nets.layers import _Bfloat16TrainingConvolution, patch_gradient_conv2d  # noqa: E402
+from facenet_tf2.nets.layers import _TrainingConvolution, patch_gradient_conv2d  # noqa: E402
 from facenet_tf2.pipeline import RANDOM_FLIP  # noqa: E402
 from facenet_tf2.training.data import training_batches  # noqa: E402
 from facenet_tf2.training.softmax import softmax_loss  # noqa: E402
@@ -43,14 +43,14 @@ from models import inception_resnet_v1  # noqa: E402
 
 
 def conv_shapes(image_size):
-    """Counter of (input shape [H, W, C], kernel shape, strides, padding, whether a bfloat16 training pass takes
+    """Counter of (input shape [H, W, C], kernel shape, strides, padding, whether a training pass takes
     its filter gradient as patches) over the network's Conv2D layers, in the order the network first runs them."""
     shapes = collections.Counter()
     call = keras.layers.Conv2D.call
 
     def recording_call(self, inputs, *args, **kwargs):
-        patches = _Bfloat16TrainingConvolution._runs_with_patch_filter_gradient(
-            types.SimpleNamespace(compute_dtype='bfloat16', data_format=self.data_format, groups=self.groups,
+        patches = _TrainingConvolution._runs_with_patch_filter_gradient(
+            types.SimpleNamespace(data_format=self.data_format, groups=self.groups,
                                   dilation_rate=self.dilation_rate, kernel_size=self.kernel_size,
                                   strides=self.strides, padding=self.padding), inputs, True)
         shapes[(tuple(inputs.shape[1:]), tuple(self.kernel.shape), tuple(self.strides), self.padding.upper(),
@@ -169,9 +169,9 @@ def main(argv=None):
                                   args.repeats, first_layer=index == 0, overhead=overhead)
         convolution = times['forward'] + times['input gradient'] + times['filter gradient']
         as_run = convolution
-        if args.precision == 'bfloat16' and 'as matrix products' in times:
+        if 'as matrix products' in times:
             as_run = times['as matrix products']
-        elif args.precision == 'bfloat16' and patches:
+        elif patches:
             as_run = convolution - times['filter gradient'] + times['filter gradient as patches']
         for kind in ('forward', 'input gradient', 'filter gradient'):
             totals[kind] += count * times[kind]

@@ -105,33 +105,41 @@ def test_batch_norm_folding_keeps_the_outputs(v2):
                                atol=1e-4 * np.abs(expected).max())
 
 
-def test_bfloat16_training_computes_small_map_filter_gradients_as_patch_products_with_the_same_result():
-    """Conv2dBN in a bfloat16 training pass: a stride-2 layer on a small map, or one with a 3x3 output,
-    takes its filter gradient as patches times the output gradient; outputs and both gradients equal the
-    convolution's (float32 and bfloat16), and other layers, inference and float32 keep the convolution."""
+def test_training_computes_stride_2_and_small_output_filter_gradients_as_patch_products_with_the_same_result(
+        monkeypatch):
+    """Conv2dBN in a training pass on the CPU (float32 or bfloat16): a stride-2 layer with at least 64 input
+    channels, or one with a 3x3 output, takes its filter gradient as patches times the output gradient;
+    outputs and both gradients equal the convolution's (float32 and bfloat16); stride-1 layers with a
+    larger output, the 3-channel stem, inference and a GPU keep the convolution."""
     import tensorflow as tf
+    from facenet_tf2.nets import layers as net_layers
     from facenet_tf2.nets.layers import Conv2dBN, patch_gradient_conv2d
     rng = np.random.default_rng(5)
     keras.mixed_precision.set_global_policy('mixed_bfloat16')
     try:
-        cases = {'3x3 stride 2 valid': (Conv2dBN(24, 3, 2, 'valid', name='a'), (2, 8, 8, 16)),
+        cases = {'3x3 stride 2 valid': (Conv2dBN(24, 3, 2, 'valid', name='a'), (2, 8, 8, 64)),
                  '1x3 on 3x3': (Conv2dBN(24, (1, 3), name='b'), (2, 3, 3, 16)),
-                 '3x1 same stride 2 on 7x7': (Conv2dBN(24, (3, 1), 2, name='c'), (2, 7, 7, 16)),
-                 '3x3 on 17x17': (Conv2dBN(24, 3, name='d'), (2, 17, 17, 16)),
-                 '3x3 stride 2 on 36x36': (Conv2dBN(24, 3, 2, 'valid', name='e'), (2, 36, 36, 16))}
+                 '3x1 same stride 2 on 7x7': (Conv2dBN(24, (3, 1), 2, name='c'), (2, 7, 7, 64)),
+                 '3x3 on 17x17': (Conv2dBN(24, 3, name='d'), (2, 17, 17, 64)),
+                 '3x3 stride 2 on 36x36': (Conv2dBN(24, 3, 2, 'valid', name='e'), (2, 36, 36, 64)),
+                 'stem: 3x3 stride 2 on 3 channels': (Conv2dBN(24, 3, 2, 'valid', name='g'), (2, 40, 40, 3)),
+                 '3x3 stride 2 on 16 channels': (Conv2dBN(24, 3, 2, 'valid', name='h'), (2, 16, 16, 16))}
     finally:
         keras.mixed_precision.set_global_policy('float32')
-    float_layer = Conv2dBN(24, 3, 2, 'valid', name='f')
+    cases['float32 3x3 stride 2 valid'] = (Conv2dBN(24, 3, 2, 'valid', name='f'), (2, 8, 8, 64))
     expected = {'3x3 stride 2 valid': True, '1x3 on 3x3': True, '3x1 same stride 2 on 7x7': True, '3x3 on 17x17': False,
-                '3x3 stride 2 on 36x36': False}
+                '3x3 stride 2 on 36x36': True, 'stem: 3x3 stride 2 on 3 channels': False,
+                '3x3 stride 2 on 16 channels': False, 'float32 3x3 stride 2 valid': True}
     for name, (layer, shape) in cases.items():
         layer.build(shape)
         x = tf.zeros(shape)
         assert layer._runs_with_patch_filter_gradient(x, True) == expected[name], name
         assert not layer._runs_with_patch_filter_gradient(x, False)
-    float_layer.build((2, 8, 8, 16))
-    assert not float_layer._runs_with_patch_filter_gradient(tf.zeros((2, 8, 8, 16)), True)
-    for (layer, shape), dtype in [(cases[n], d) for n in expected if expected[n] for d in (tf.float32, tf.bfloat16)]:
+    with monkeypatch.context() as patch:  # a GPU runs cuDNN's convolutions
+        patch.setattr(net_layers, '_runs_on_onednn', lambda: False)
+        assert not cases['3x3 stride 2 valid'][0]._runs_with_patch_filter_gradient(tf.zeros((2, 8, 8, 64)), True)
+    for (layer, shape), dtype in [(cases[n], d) for n in ('3x3 stride 2 valid', '1x3 on 3x3', '3x1 same stride 2 on 7x7',
+                                                          '3x3 stride 2 on 36x36') for d in (tf.float32, tf.bfloat16)]:
         x = tf.cast(rng.standard_normal(shape), dtype)
         w = tf.cast(rng.standard_normal(layer.kernel.shape) * 0.2, dtype)
         strides, padding = layer.strides, layer.padding.upper()
@@ -161,11 +169,12 @@ def test_model_def_modules_keep_the_original_interface(module):
     assert module.build_model.__module__ in weights.ARCHITECTURES.values()  # a facade over facenet_tf2.nets
 
 
-def test_bfloat16_training_runs_1x1_convolutions_as_matrix_products_with_the_same_result():
-    """Conv2dBN / Conv2dBias: a 1x1 stride-1 layer in a bfloat16 training pass is a matrix product
-    (oneDNN's bfloat16 backward-weights convolution is slow for these shapes); its outputs and
-    gradients equal the convolution's; inference, float32 and 3x3 layers keep the convolution."""
+def test_training_runs_1x1_convolutions_as_matrix_products_with_the_same_result(monkeypatch):
+    """Conv2dBN / Conv2dBias: a 1x1 stride-1 layer in a training pass on the CPU is a matrix product
+    (oneDNN's backward convolutions are slow for these shapes), in float32 and bfloat16; its outputs and
+    gradients equal the convolution's; inference, 3x3 layers and a GPU keep the convolution."""
     import tensorflow as tf
+    from facenet_tf2.nets import layers as net_layers
     from facenet_tf2.nets.layers import Conv2dBN, conv2d_bias
     rng = np.random.default_rng(3)
     images = rng.standard_normal((4, 5, 5, 24)).astype(np.float32)
@@ -175,12 +184,28 @@ def test_bfloat16_training_runs_1x1_convolutions_as_matrix_products_with_the_sam
                   'bn 3x3': Conv2dBN(16, 3, name='c')}
     finally:
         keras.mixed_precision.set_global_policy('float32')
-    float_layer = Conv2dBN(16, 1, name='d')
+    float_layer = conv2d_bias(16, 1, name='d')
     for layer in (*layers.values(), float_layer):
         layer.build(images.shape)
     assert layers['bn 1x1']._runs_as_matmul(True) and layers['bias 1x1']._runs_as_matmul(True)
     assert not layers['bn 1x1']._runs_as_matmul(False) and not layers['bn 3x3']._runs_as_matmul(True)
-    assert not float_layer._runs_as_matmul(True)
+    assert float_layer._runs_as_matmul(True)
+    with monkeypatch.context() as patch:  # a GPU runs cuDNN's convolutions
+        patch.setattr(net_layers, '_runs_on_onednn', lambda: False)
+        assert not float_layer._runs_as_matmul(True) and not layers['bn 1x1']._runs_as_matmul(True)
+    # float32: the product's outputs and kernel gradient are the convolution's to float32 rounding
+    float_layer.kernel.assign(rng.standard_normal(float_layer.kernel.shape).astype(np.float32) * 0.2)
+    float_layer.bias.assign(rng.standard_normal(16).astype(np.float32))
+    results = []
+    for run in (lambda x: float_layer(x, training=True), lambda x: keras.layers.Conv2D.call(float_layer, x)):
+        with tf.GradientTape() as tape:
+            outputs = run(tf.constant(images))
+            loss = tf.reduce_sum(outputs ** 2)
+        results.append((outputs.numpy(), *[g.numpy() for g in tape.gradient(loss, [float_layer.kernel.value,
+                                                                                    float_layer.bias.value])]))
+    for got, want in zip(*results):
+        assert np.abs(want).max() > 0.5
+        np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
     for name in ('bn 1x1', 'bias 1x1'):
         layer = layers[name]
         layer.kernel.assign(rng.standard_normal(layer.kernel.shape).astype(np.float32) * 0.2)

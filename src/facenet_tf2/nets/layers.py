@@ -121,21 +121,29 @@ def batch_norm(name='BatchNorm', dtype=None):
                                   scale=False, name=name, dtype=dtype)
 
 
-class _Bfloat16TrainingConvolution:
-    """Mixin for a Conv2D: in a bfloat16 training pass, where oneDNN's bfloat16 backward-weights
-    convolution is slow for some of Inception-ResNet's shapes, the same arithmetic runs as matrix
-    products instead:
-    - a 1x1, stride-1 convolution is one matrix product, [N*H*W, C_in] x [C_in, C_out] (on AMX,
-      Block8's 384 -> 1792 on 3x3 ran at 38 GFLOP/s as a convolution, a third of the matrix
-      product's, and the 1x1 layers took most of a bfloat16 step's convolution gradient time);
-    - a few small-map layers take their filter gradient as patches times the output gradient
-      (`_runs_with_patch_filter_gradient`, `patch_gradient_conv2d`).
-    Inference and float32 keep the plain convolution, so exported graphs are unchanged."""
+def _runs_on_onednn():
+    """Whether the layers run on the CPU (oneDNN's convolutions), i.e. no GPU is visible: the matrix
+    product forms below were measured against oneDNN only; on a GPU cuDNN's convolutions run."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return not tf.config.list_logical_devices('GPU')
+
+
+class _TrainingConvolution:
+    """Mixin for a Conv2D: in a training pass on the CPU, where oneDNN's backward convolutions are slow
+    for some of Inception-ResNet's shapes, the same arithmetic runs as matrix products instead, in
+    float32 and in bfloat16 (benchmarks/profile_convs.py times both forms of every shape):
+    - a 1x1, stride-1 convolution is one matrix product, [N*H*W, C_in] x [C_in, C_out]: on the AMD
+      CPU in float32 the network's 1x1 shapes took 0.58-0.93 of the convolutions' time this way
+      (Block8's 1792 -> 192 on 3x3: 3.70 ms for forward and both gradients against 6.33), and on AMX
+      in bfloat16 Block8's 384 -> 1792 ran at 38 GFLOP/s as a convolution, a third of the product's;
+    - a stride-2 layer and a layer with a small output take their filter gradient as patches times
+      the output gradient (`_runs_with_patch_filter_gradient`, `patch_gradient_conv2d`).
+    Inference keeps the plain convolution, so exported graphs are unchanged, and so does a GPU."""
 
     def _runs_as_matmul(self, training):
-        return bool(training) and self.compute_dtype == 'bfloat16' and tuple(self.kernel_size) == (1, 1) \
-            and tuple(self.strides) == (1, 1) and tuple(self.dilation_rate) == (1, 1) and self.groups == 1 \
-            and self.data_format == 'channels_last'
+        return bool(training) and tuple(self.kernel_size) == (1, 1) and tuple(self.strides) == (1, 1) \
+            and tuple(self.dilation_rate) == (1, 1) and self.groups == 1 and self.data_format == 'channels_last' \
+            and _runs_on_onednn()
 
     def _pointwise(self, inputs):
         channels_in, channels_out = self.kernel.shape[-2], self.kernel.shape[-1]
@@ -148,13 +156,16 @@ class _Bfloat16TrainingConvolution:
         return self.activation(outputs) if self.activation is not None else outputs
 
     def _runs_with_patch_filter_gradient(self, inputs, training):
-        """In a bfloat16 training pass, a k x k layer (k > 1) with stride 2 on a map of at most 17 x 17, or
-        with an output of at most 3 x 3, computes its filter gradient as image patches times the output
-        gradient: oneDNN's bfloat16 backward-weights convolution runs these shapes (Mixed_6a's and
-        Mixed_7a's stride-2 layers, Block8's 1x3 / 3x1) at 28-67 GFLOP/s, and the bfloat16 step was
-        1.04-1.07x faster this way on an AVX512-BF16 CPU without AMX (benchmarks/profile_convs.py)."""
-        if not (bool(training) and self.compute_dtype == 'bfloat16' and self.data_format == 'channels_last'
-                and tuple(self.dilation_rate) == (1, 1) and self.groups == 1 and tuple(self.kernel_size) != (1, 1)):
+        """In a training pass on the CPU, a k x k layer (k > 1) with stride 2 and at least 64 input
+        channels, or with an output of at most 3 x 3, computes its filter gradient as image patches
+        times the output gradient. oneDNN's backward-weights convolution runs these shapes (the
+        stride-2 layers of Conv2d_4b, Mixed_6a and Mixed_7a, Block8's 1x3 / 3x1 on 3x3 maps) at
+        51-130 GFLOP/s in float32 and 28-67 in bfloat16 on the AMD CPU, where the large layers run at
+        190-235; as patches they took 0.78-0.91 of the time in float32 and 0.26-1.06 in bfloat16.
+        The stem's stride-2 layer (3 input channels) and the stride-1 layers lose this way (a patch
+        matrix of 9 x C_in columns is written and read once more) and keep the convolution."""
+        if not (bool(training) and self.data_format == 'channels_last' and tuple(self.dilation_rate) == (1, 1)
+                and self.groups == 1 and tuple(self.kernel_size) != (1, 1)):
             return False
         size = tuple(inputs.shape[1:3])
         if None in size:
@@ -163,7 +174,7 @@ class _Bfloat16TrainingConvolution:
             out = [(n - k) // s + 1 for n, k, s in zip(size, self.kernel_size, self.strides)]
         else:
             out = [-(-n // s) for n, s in zip(size, self.strides)]
-        return (tuple(self.strides) == (2, 2) and max(size) <= 17) or max(out) <= 3
+        return ((tuple(self.strides) == (2, 2) and inputs.shape[-1] >= 64) or max(out) <= 3) and _runs_on_onednn()
 
     def _convolve(self, inputs, training):
         if self._runs_as_matmul(training):
@@ -223,7 +234,7 @@ class _BatchNormed:
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class Conv2dBN(_BatchNormed, _Bfloat16TrainingConvolution, layers.Conv2D):
+class Conv2dBN(_BatchNormed, _TrainingConvolution, layers.Conv2D):
     """slim.conv2d with its defaults: convolution without bias, BatchNorm, ReLU."""
     activation_after_batch_norm = staticmethod(ops.relu)
 
@@ -240,7 +251,7 @@ class DenseBN(_BatchNormed, layers.Dense):
 
 
 @keras.saving.register_keras_serializable(package='facenet')
-class Conv2dBias(_Bfloat16TrainingConvolution, layers.Conv2D):
+class Conv2dBias(_TrainingConvolution, layers.Conv2D):
     """slim.conv2d with normalizer_fn=None, activation_fn=None: convolution plus bias."""
 
     def call(self, inputs, training=None):
