@@ -3,7 +3,7 @@
     python benchmarks/profile_train.py --data_dir ALIGNED_160 --pretrained_model ../shared/models/20170512-110547 \
         --precisions float32 bfloat16 --steps 3
 
-Convolutions include the 1x1 layers that a bfloat16 training pass runs as matrix products. The step is
+Convolutions include the 1x1 layers that a training pass on the CPU runs as matrix products. The step is
 bench_train.py's (Inception-ResNet-v1, 160 px, softmax head, centre loss, prelogits norm, weight
 decay, ADAGRAD, EMA, fed by the training tf.data stream). For each precision it prints:
 - the wall time of a step split by subtraction, medians of --steps on one batch: the forward pass in training
@@ -52,6 +52,8 @@ def kind_of(name, op_type, optimizer_scope, network_scope):
         return 'weight decay'
     if op_type == 'Cast':
         return 'casts'
+    if 'patch_filter_gradient' in name.split('/')[0]:  # nets.layers.patch_gradient_conv2d's gradient
+        return 'conv backward'
     if 'Conv2D' in op_type or ('MatMul' in op_type and network_scope in name):  # 1x1 layers as matrix products
         backward = 'Backprop' in op_type or name.startswith('gradient_tape')
         return 'conv backward' if backward else 'conv forward'

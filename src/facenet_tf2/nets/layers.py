@@ -195,13 +195,14 @@ def patch_gradient_conv2d(inputs, kernel, strides, padding):
     @tf.custom_gradient
     def convolution(x, w):
         def gradient(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=w, out_backprop=dy, strides=strides,
-                                                padding=padding)
-            rows, cols, channels_in, channels_out = w.shape
-            patches = tf.image.extract_patches(x, [1, rows, cols, 1], strides, [1, 1, 1, 1], padding)
-            dw = tf.matmul(tf.reshape(patches, (-1, rows * cols * channels_in)), tf.reshape(dy, (-1, channels_out)),
-                           transpose_a=True)
-            return dx, tf.reshape(dw, tf.shape(w))
+            with tf.name_scope('patch_filter_gradient'):  # a custom gradient runs outside the tape's name scope
+                dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=w, out_backprop=dy,
+                                                    strides=strides, padding=padding)
+                rows, cols, channels_in, channels_out = w.shape
+                patches = tf.image.extract_patches(x, [1, rows, cols, 1], strides, [1, 1, 1, 1], padding)
+                dw = tf.matmul(tf.reshape(patches, (-1, rows * cols * channels_in)),
+                               tf.reshape(dy, (-1, channels_out)), transpose_a=True)
+                return dx, tf.reshape(dw, tf.shape(w))
 
         return tf.nn.conv2d(x, w, strides, padding), gradient
 
